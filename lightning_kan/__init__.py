@@ -1,0 +1,18 @@
+"""lightning_kan: fast, correct Kolmogorov-Arnold Networks for PyTorch Lightning."""
+
+from lightning_kan.bases import available_bases, build_basis, register_basis
+from lightning_kan.layers import KANLinear
+from lightning_kan.nets import KAN
+from lightning_kan.utils import count_parameters
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "KAN",
+    "KANLinear",
+    "__version__",
+    "available_bases",
+    "build_basis",
+    "count_parameters",
+    "register_basis",
+]

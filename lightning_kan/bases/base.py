@@ -1,0 +1,154 @@
+"""The basis-family contract and the registry that turns names into bases.
+
+A basis family maps every input value to ``K`` numbers: ``x (..., I) -> (..., I, K)``.
+Bases know nothing of layers; a layer contracts their output with its coefficient
+tensor ``(O, I, K)``. See ``DESIGN.md`` section 1.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["Basis", "available_bases", "build_basis", "register_basis"]
+
+
+class Basis(nn.Module):
+    """Base class of every basis family.
+
+    Subclasses set ``num_functions`` (K) and implement :meth:`forward`
+    ``(..., I) -> (..., I, K)`` with differentiable torch operations. Two hooks let a
+    layer evaluate the basis without keeping autograd intermediates (it recomputes
+    them in the backward instead):
+
+    * :meth:`expand_into` writes the values into a preallocated ``(..., I, K)`` view;
+    * :meth:`input_grad` returns the vector-Jacobian product ``sum_k g_k dphi_k/dx``.
+
+    The defaults derive both from :meth:`forward`, so a user basis only needs
+    ``forward``. Bases with trainable parameters are supported: layers then fall back
+    to plain autograd so the parameters receive gradients.
+    """
+
+    num_functions: int
+
+    def __init__(self, in_features: int | None = None) -> None:
+        super().__init__()
+        if in_features is not None:
+            _check_positive_int("in_features", in_features)
+        self.in_features = in_features
+
+    def expand_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
+        """Write ``phi(x)`` (shape ``(..., I, K)``) into ``out``; called under no_grad."""
+        out.copy_(self(x))
+
+    def input_grad(self, x: torch.Tensor, grad_values: torch.Tensor) -> torch.Tensor:
+        """Return ``sum_k grad_values[..., k] * d phi_k(x) / dx`` with shape ``(..., I)``.
+
+        Differentiable when grad mode is on (a double backward through the layer),
+        which physics-informed losses need.
+        """
+        create_graph = torch.is_grad_enabled()
+        with torch.enable_grad():
+            x_in = x if (create_graph and x.requires_grad) else x.detach().requires_grad_()
+            (grad_x,) = torch.autograd.grad(
+                self(x_in), x_in, grad_values, create_graph=create_graph
+            )
+        return grad_x
+
+    @property
+    def is_parameter_free(self) -> bool:
+        """True when no parameter of the basis trains (layers may then fuse it)."""
+        return not any(p.requires_grad for p in self.parameters())
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, num_functions={self.num_functions}"
+
+
+BasisFactory = Callable[..., Basis]
+_REGISTRY: dict[str, BasisFactory] = {}
+
+
+def register_basis(name: str) -> Callable[[BasisFactory], BasisFactory]:
+    """Class decorator that makes a basis buildable by ``name``.
+
+    The factory is called as ``factory(in_features, **kwargs)``::
+
+        @register_basis("fourier")
+        class FourierBasis(Basis): ...
+    """
+    key = name.lower()
+
+    def decorator(factory: BasisFactory) -> BasisFactory:
+        if key in _REGISTRY and _REGISTRY[key] is not factory:
+            raise ValueError(
+                f"a basis named {name!r} is already registered ({_REGISTRY[key].__name__}); "
+                "choose another name"
+            )
+        _REGISTRY[key] = factory
+        return factory
+
+    return decorator
+
+
+def available_bases() -> list[str]:
+    """Names accepted by :func:`build_basis`, sorted."""
+    return sorted(_REGISTRY)
+
+
+def build_basis(basis: str | Basis, in_features: int, **kwargs: Any) -> Basis:
+    """Return a basis from a registered name (built with ``kwargs``) or an instance.
+
+    Raises ``ValueError`` naming the value for unknown names, for keyword arguments
+    the family does not take, and for an instance built for another input width.
+    """
+    if isinstance(basis, Basis):
+        if kwargs:
+            raise ValueError(
+                f"basis options {sorted(kwargs)} were given with a ready Basis instance "
+                f"({type(basis).__name__}); set them when you build the instance instead"
+            )
+        if basis.in_features is not None and basis.in_features != in_features:
+            raise ValueError(
+                f"the {type(basis).__name__} was built for in_features={basis.in_features} "
+                f"but the layer has in_features={in_features}; build one per layer"
+            )
+        return basis
+    if not isinstance(basis, str):
+        raise TypeError(
+            f"basis must be a registered name or a Basis instance, got {type(basis).__name__}"
+        )
+    factory = _REGISTRY.get(basis.lower())
+    if factory is None:
+        raise ValueError(
+            f"unknown basis {basis!r}; expected one of {available_bases()} "
+            "(or register your own with lightning_kan.bases.register_basis)"
+        )
+    accepted = inspect.signature(factory).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        unknown = sorted(set(kwargs) - set(accepted))
+        if unknown:
+            options = sorted(set(accepted) - {"self", "in_features"})
+            raise ValueError(
+                f"basis {basis!r} does not take {unknown}; its options are {options}"
+            )
+    return factory(in_features, **kwargs)
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_range(name: str, value: object) -> tuple[float, float]:
+    """Validate a ``(low, high)`` pair with ``low < high`` and return it as floats."""
+    try:
+        low, high = (float(v) for v in value)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair (low, high), got {value!r}") from None
+    if not low < high:
+        raise ValueError(f"{name} must satisfy low < high, got {value!r}")
+    return low, high

@@ -1,0 +1,249 @@
+"""B-spline basis (pykan / efficient-kan) evaluated locally, one knot interval per input.
+
+Each input value lies in one knot interval, where only ``order + 1`` B-splines are
+non-zero. We find that interval and evaluate those ``order + 1`` values (a tensor
+``(..., I, order+1)``), then scatter them into the dense ``(..., I, K)`` output. The
+dense Cox-de Boor recursion (efficient-kan) builds ``order + 1`` full ``(..., I, K')``
+intermediates instead; on a 2-core CPU that alone costs several GEMMs' worth of
+memory traffic (see ``benchmarks/``).
+
+Two evaluation paths:
+
+* uniform knots (the default, and after :meth:`BSplineBasis.set_uniform_grid`): the local
+  values are fixed polynomials of the position ``u`` in the interval, evaluated as
+  ``[1, u, .., u^p] @ M`` with a ``(p+1, p+1)`` matrix computed once;
+* non-uniform knots (after a quantile grid update): de Boor's triangular scheme on the
+  gathered knots (The NURBS Book, algorithm A2.2).
+
+Out-of-grid inputs: the spline is extended as a constant outside ``grid_range`` (the
+value at the nearest end, zero derivative), so any finite input gives finite outputs
+and gradients, and refining a grid keeps the function everywhere, not only inside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import torch
+
+from lightning_kan.bases.base import Basis, _check_positive_int, _check_range, register_basis
+
+__all__ = ["BSplineBasis", "MAX_SPLINE_ORDER"]
+
+MAX_SPLINE_ORDER = 7
+
+
+@register_basis("bspline")
+class BSplineBasis(Basis):
+    """B-splines of order ``spline_order`` on ``grid_size`` intervals per input feature.
+
+    Every feature has its own knot vector (``grid``, shape ``(I, G + 2k + 1)``): ``G``
+    intervals on ``grid_range`` extended by ``k`` knots on each side, so
+    ``K = G + k`` functions per input. The grid starts uniform; ``lightning_kan.layers``
+    moves it with ``update_grid``/``refine_grid``.
+
+    Args:
+        in_features: number of input features ``I`` (each gets its own knots).
+        grid_size: number of intervals ``G`` on ``grid_range`` (>= 1).
+        spline_order: polynomial degree ``k`` (0..7; 3 is cubic).
+        grid_range: ``(low, high)`` of the initial uniform grid.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        grid_size: int = 5,
+        spline_order: int = 3,
+        grid_range: Sequence[float] = (-1.0, 1.0),
+    ) -> None:
+        super().__init__(in_features)
+        _check_positive_int("grid_size", grid_size)
+        if (
+            isinstance(spline_order, bool)
+            or not isinstance(spline_order, int)
+            or not 0 <= spline_order <= MAX_SPLINE_ORDER
+        ):
+            raise ValueError(
+                f"spline_order must be an integer in [0, {MAX_SPLINE_ORDER}], got {spline_order!r}"
+            )
+        low, high = _check_range("grid_range", grid_range)
+        self.grid_size = grid_size
+        self.spline_order = spline_order
+        self.num_functions = grid_size + spline_order
+        self.register_buffer("grid", torch.empty(in_features, grid_size + 2 * spline_order + 1))
+        self.set_uniform_grid(torch.tensor([low]).expand(in_features), torch.tensor([high]))
+
+    # ----------------------------------------------------------------- grid handling
+    @property
+    def is_uniform(self) -> bool:
+        """Whether every feature's knots are equally spaced (enables the fast path)."""
+        return self._is_uniform
+
+    def set_uniform_grid(self, low: torch.Tensor, high: torch.Tensor) -> None:
+        """Put ``G`` equal intervals on ``[low_i, high_i]`` for every feature ``i``."""
+        steps = torch.arange(-self.spline_order, self.grid_size + self.spline_order + 1)
+        low64, high64 = low.double().cpu(), high.double().cpu()
+        width = (high64 - low64) / self.grid_size
+        knots = low64.reshape(-1, 1) + steps.double() * width.reshape(-1, 1)
+        self.set_knots(knots.expand(self.in_features, -1), uniform=True)
+
+    def set_knots(self, knots: torch.Tensor, uniform: bool = False) -> None:
+        """Replace the knot vectors (shape ``(I, G + 2k + 1)``, strictly increasing)."""
+        expected = (self.in_features, self.grid_size + 2 * self.spline_order + 1)
+        if tuple(knots.shape) != expected:
+            raise ValueError(f"knots must have shape {expected}, got {tuple(knots.shape)}")
+        if not bool(torch.isfinite(knots).all()) or bool((knots.diff(dim=-1) <= 0).any()):
+            raise ValueError(
+                "knots must be finite and strictly increasing along each feature; "
+                "with grid updates use grid_eps > 0 so repeated sample values cannot "
+                "collapse intervals"
+            )
+        self.grid.copy_(knots)
+        self._is_uniform = uniform
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        spacing = self.grid.double().diff(dim=-1)
+        self._is_uniform = bool(
+            torch.allclose(spacing, spacing[:, :1].expand_as(spacing), rtol=1e-5, atol=0)
+        )
+
+    @property
+    def grid_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(low, high)`` per feature: the range on which the spline is not constant."""
+        k, g = self.spline_order, self.grid_size
+        return self.grid[:, k], self.grid[:, k + g]
+
+    # ------------------------------------------------------------ local evaluation
+    def _locate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Interval index ``j`` in ``[0, G)`` (long) and ``x`` clamped into the grid."""
+        low, high = self.grid_bounds
+        x = torch.maximum(torch.minimum(x, high), low)
+        if self._is_uniform:
+            t = (x - low) / (self.grid[:, 1] - self.grid[:, 0])
+            j = t.detach().floor().clamp_(0, self.grid_size - 1)
+        else:
+            interior = self.grid[:, self.spline_order + 1 : self.spline_order + self.grid_size]
+            j = (x.detach().unsqueeze(-1) >= interior).sum(-1)
+        return j.long(), x
+
+    def _uniform_position(self, x: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        low = self.grid[:, self.spline_order]
+        return (x - low) / (self.grid[:, 1] - self.grid[:, 0]) - j
+
+    def _local_knots(self, j: torch.Tensor) -> torch.Tensor:
+        """Knots ``t_{j+1} .. t_{j+2k}`` of every input's interval, ``(..., I, 2k)``."""
+        k = self.spline_order
+        offsets = torch.arange(1, 2 * k + 1, device=j.device)
+        index = j.unsqueeze(-1) + offsets
+        return self.grid.expand(*j.shape, -1).gather(-1, index)
+
+    def _local_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Index of the first non-zero basis and the ``k + 1`` non-zero values."""
+        j, xc = self._locate(x)
+        k = self.spline_order
+        if self._is_uniform:
+            u = self._uniform_position(xc, j)
+            values = _powers(u, k) @ _uniform_local_polynomial(k, u.dtype, u.device)
+        else:
+            values = torch.stack(_de_boor(xc, self._local_knots(j), k, k), dim=-1)
+        return j, values
+
+    def _local_derivatives(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Index of the first non-zero basis and the ``k + 1`` values of ``d phi / dx``."""
+        j, xc = self._locate(x)
+        k = self.spline_order
+        low, high = self.grid_bounds
+        inside = ((x >= low) & (x <= high)).to(x.dtype).unsqueeze(-1)
+        if k == 0:
+            return j, torch.zeros(*x.shape, 1, dtype=x.dtype, device=x.device)
+        if self._is_uniform:
+            u = self._uniform_position(xc, j)
+            poly = _uniform_local_polynomial(k, u.dtype, u.device)
+            exponents = torch.arange(1, k + 1, dtype=u.dtype, device=u.device).unsqueeze(-1)
+            spacing = (self.grid[:, 1] - self.grid[:, 0]).unsqueeze(-1)  # (I, 1)
+            derivs = (_powers(u, k - 1) @ (exponents * poly[1:])) / spacing
+        else:
+            knots = self._local_knots(j)
+            lower = _de_boor(xc, knots, k, k - 1)  # B^{k-1}_{j-k+1+q}, q = 0..k-1
+            scaled = [k * lower[q] / (knots[..., k + q] - knots[..., q]) for q in range(k)]
+            zero = torch.zeros_like(scaled[0])
+            derivs = torch.stack(
+                [(scaled[m - 1] if m > 0 else zero) - (scaled[m] if m < k else zero)
+                 for m in range(k + 1)],
+                dim=-1,
+            )
+        return j, derivs * inside
+
+    def _positions(self, j: torch.Tensor) -> torch.Tensor:
+        return j.unsqueeze(-1) + torch.arange(self.spline_order + 1, device=j.device)
+
+    # --------------------------------------------------------------- Basis protocol
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        j, values = self._local_values(x)
+        out = x.new_zeros(*x.shape, self.num_functions, dtype=values.dtype)
+        return out.scatter(-1, self._positions(j), values)
+
+    def expand_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
+        j, values = self._local_values(x)
+        out.scatter_(-1, self._positions(j), values)
+
+    def input_grad(self, x: torch.Tensor, grad_values: torch.Tensor) -> torch.Tensor:
+        j, derivs = self._local_derivatives(x)
+        return (grad_values.gather(-1, self._positions(j)) * derivs).sum(-1)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, grid_size={self.grid_size}, "
+            f"spline_order={self.spline_order}, uniform={self._is_uniform}"
+        )
+
+
+def _powers(u: torch.Tensor, degree: int) -> torch.Tensor:
+    """``[1, u, u^2, .., u^degree]`` stacked on a new last axis."""
+    terms = [torch.ones_like(u)]
+    for _ in range(degree):
+        terms.append(terms[-1] * u)
+    return torch.stack(terms, dim=-1)
+
+
+def _de_boor(
+    x: torch.Tensor, knots: torch.Tensor, order: int, degree: int
+) -> list[torch.Tensor]:
+    """Non-zero B-splines of ``degree`` (<= order) at ``x`` by de Boor's triangle.
+
+    ``x`` lies in the knot interval ``[t_J, t_{J+1})`` and ``knots[..., q]`` holds the
+    window ``t_{J-order+1+q}``, ``q = 0 .. 2*order-1``. Returns ``degree + 1`` tensors:
+    ``B^{degree}_{J-degree} .. B^{degree}_J``.
+    """
+    values = [torch.ones_like(x)]
+    for r in range(1, degree + 1):
+        left = [x - knots[..., order - s] for s in range(1, r + 1)]  # x - t_{j+1-s}
+        right = [knots[..., order + s - 1] - x for s in range(1, r + 1)]  # t_{j+s} - x
+        saved = torch.zeros_like(x)
+        new_values = []
+        for s in range(r):
+            temp = values[s] / (right[s] + left[r - s - 1])
+            new_values.append(saved + right[s] * temp)
+            saved = left[r - s - 1] * temp
+        new_values.append(saved)
+        values = new_values
+    return values
+
+
+@lru_cache(maxsize=None)
+def _uniform_local_polynomial(
+    order: int, dtype: torch.dtype = torch.float64, device: torch.device | None = None
+) -> torch.Tensor:
+    """``M`` with ``[B_{j-k}(u), .., B_j(u)] = [1, u, .., u^k] @ M`` on unit-spaced knots.
+
+    Computed once in float64 by evaluating de Boor's scheme at ``k + 1`` points and
+    solving the Vandermonde system (exact to round-off: the values are polynomials of
+    degree ``k`` in ``u``); cached per dtype and device so the forward never converts it.
+    """
+    u = (torch.arange(order + 1, dtype=torch.float64) + 0.5) / (order + 1)
+    knots = torch.arange(-order + 1, order + 1, dtype=torch.float64).expand(order + 1, -1)
+    values = torch.stack(_de_boor(u, knots, order, order), dim=-1)
+    polynomial = torch.linalg.solve(_powers(u, order), values)
+    return polynomial.to(dtype=dtype, device=device)

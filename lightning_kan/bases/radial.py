@@ -1,0 +1,87 @@
+"""Radial bases on fixed centres: Gaussian RBF (FastKAN) and RSWAF (FasterKAN).
+
+Both place ``num_centers`` centres ``u_i`` uniformly on ``grid_range`` with width
+``h`` (default: the centre spacing) and are parameter-free, so layers can evaluate
+them without storing autograd intermediates. FastKAN pairs the RBF with a LayerNorm on
+each layer's input so activations stay on the grid: use ``KAN(..., norm="layer")``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from lightning_kan.bases.base import Basis, _check_positive_int, _check_range, register_basis
+
+__all__ = ["GaussianRBFBasis", "RSWAFBasis"]
+
+
+class _CenteredBasis(Basis):
+    """Shared set-up: centres ``(K,)`` on ``grid_range`` and a width ``h``."""
+
+    def __init__(
+        self,
+        in_features: int,
+        num_centers: int,
+        grid_range: Sequence[float],
+        width: float | None,
+    ) -> None:
+        super().__init__(in_features)
+        _check_positive_int("num_centers", num_centers)
+        low, high = _check_range("grid_range", grid_range)
+        if num_centers == 1 and width is None:
+            raise ValueError("num_centers=1 needs an explicit width (there is no spacing)")
+        spacing = (high - low) / max(num_centers - 1, 1)
+        width = spacing if width is None else float(width)
+        if not width > 0:
+            raise ValueError(f"width must be positive, got {width!r}")
+        self.num_functions = num_centers
+        self.width = width
+        self.register_buffer("centers", torch.linspace(low, high, num_centers))
+
+    def _scaled_distance(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.unsqueeze(-1) - self.centers.to(x.dtype)) / self.width
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, num_centers={self.num_functions}, "
+            f"width={self.width:.4g}"
+        )
+
+
+@register_basis("rbf")
+class GaussianRBFBasis(_CenteredBasis):
+    """FastKAN's Gaussian RBF ``exp(-((x - u_i) / h)^2)``; 8 centres on [-2, 2] by default."""
+
+    def __init__(
+        self,
+        in_features: int,
+        num_centers: int = 8,
+        grid_range: Sequence[float] = (-2.0, 2.0),
+        width: float | None = None,
+    ) -> None:
+        super().__init__(in_features, num_centers, grid_range, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-self._scaled_distance(x).square())
+
+
+@register_basis("rswaf")
+class RSWAFBasis(_CenteredBasis):
+    """FasterKAN's reflectional switch ``1 - tanh((x - u_i) / h)^2``; 8 centres on [-2, 2].
+
+    Unlike the reference implementation, ``h`` is applied inside the forward.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_centers: int = 8,
+        grid_range: Sequence[float] = (-2.0, 2.0),
+        width: float | None = None,
+    ) -> None:
+        super().__init__(in_features, num_centers, grid_range, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 1.0 - torch.tanh(self._scaled_distance(x)).square()

@@ -1,0 +1,147 @@
+"""``KAN``: a stack of ``KANLinear`` layers with grid maintenance and regularisation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from lightning_kan.bases import Basis
+from lightning_kan.layers import KANLinear
+from lightning_kan.utils import count_parameters
+
+__all__ = ["KAN"]
+
+Norm = Literal["layer", "batch"]
+
+
+class KAN(nn.Module):
+    """A Kolmogorov-Arnold network ``widths[0] -> widths[1] -> ... -> widths[-1]``.
+
+    Args:
+        widths: layer widths, input first (at least two entries, all positive).
+        basis: basis family name (or registered custom name) for every layer.
+        basis_kwargs: options of that basis, e.g. ``{"grid_size": 5, "spline_order": 3}``.
+        base_activation: base branch of every layer (see :class:`KANLinear`).
+        bias: biases in every layer.
+        norm: ``"layer"`` (FastKAN's LayerNorm) or ``"batch"`` normalisation of every
+            hidden layer's input (between layers), or ``None``.
+        spline_init_scale: see :class:`KANLinear`.
+
+    Shapes: ``x (..., widths[0]) -> (..., widths[-1])``.
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int],
+        basis: str = "bspline",
+        basis_kwargs: dict[str, Any] | None = None,
+        base_activation: str | Callable[[torch.Tensor], torch.Tensor] | None = "silu",
+        bias: bool = True,
+        norm: Norm | None = None,
+        spline_init_scale: float | None = None,
+    ) -> None:
+        super().__init__()
+        widths = list(widths)
+        if len(widths) < 2:
+            raise ValueError(
+                f"widths must list at least an input and an output width, got {widths!r}"
+            )
+        if isinstance(basis, Basis):
+            raise TypeError(
+                "KAN builds one basis per layer: pass the basis by name (and basis_kwargs), "
+                "or stack KANLinear layers yourself to use ready instances"
+            )
+        if norm not in (None, "layer", "batch"):
+            raise ValueError(f"norm must be 'layer', 'batch' or None, got {norm!r}")
+        self.widths = widths
+        self.layers = nn.ModuleList(
+            KANLinear(
+                fan_in,
+                fan_out,
+                basis=basis,
+                basis_kwargs=basis_kwargs,
+                base_activation=base_activation,
+                bias=bias,
+                spline_init_scale=spline_init_scale,
+            )
+            for fan_in, fan_out in zip(widths[:-1], widths[1:])
+        )
+        self.norms = nn.ModuleList(
+            _make_norm(norm, width) for width in widths[1:-1]
+        )
+
+    def _layer_inputs(self, x: torch.Tensor):  # noqa: ANN202
+        """Yield ``(layer, input of that layer)`` in order; the last output is not yielded."""
+        for index, layer in enumerate(self.layers):
+            if index > 0:
+                x = self.norms[index - 1](x)
+            yield layer, x
+            x = layer(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for index, layer in enumerate(self.layers):
+            if index > 0:
+                x = self.norms[index - 1](x)
+            x = layer(x)
+        return x
+
+    def num_parameters(self, trainable_only: bool = True) -> int:
+        """Number of (trainable) parameters."""
+        return count_parameters(self, trainable_only)
+
+    @torch.no_grad()
+    def update_grid(self, x: torch.Tensor, margin: float = 0.0, grid_eps: float = 0.02) -> None:
+        """Update every B-spline layer's grid to the activations that ``x`` produces.
+
+        Layers are updated in order, each on the input it sees after the layers before
+        it were updated (as pykan does). See :meth:`KANLinear.update_grid`.
+        """
+        for layer, layer_input in self._layer_inputs(x):
+            layer.update_grid(layer_input, margin=margin, grid_eps=grid_eps)
+
+    @torch.no_grad()
+    def refine_grid(self, grid_size: int) -> None:
+        """Move every B-spline layer to ``grid_size`` intervals (see :meth:`KANLinear.refine_grid`)."""
+        for layer in self.layers:
+            layer.refine_grid(grid_size)
+
+    def edge_magnitudes(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Mean ``|phi_{o,i}(x_i)|`` over the samples, one ``(O, I)`` matrix per layer."""
+        return [
+            layer.edge_activations(layer_input).abs().mean(0)
+            for layer, layer_input in self._layer_inputs(x)
+        ]
+
+    def regularization(
+        self,
+        x: torch.Tensor,
+        l1: float = 1.0,
+        entropy: float = 2.0,
+        max_samples: int | None = 256,
+    ) -> torch.Tensor:
+        """pykan's sparsity penalty: ``sum_l l1 * |A_l|_1 + entropy * H(A_l / |A_l|_1)``.
+
+        ``A_l (O, I)`` are the edge magnitudes of layer ``l`` on ``x`` (at most
+        ``max_samples`` rows, to bound the ``N * O * I`` memory). Add it, times a small
+        weight, to the loss to make edges prunable.
+        """
+        if max_samples is not None:
+            x = x.reshape(-1, x.shape[-1])[:max_samples]
+        total = x.new_zeros(())
+        for magnitudes in self.edge_magnitudes(x):
+            norm_l1 = magnitudes.sum()
+            probabilities = magnitudes / (norm_l1 + 1e-12)
+            neg_entropy = (probabilities * torch.log(probabilities + 1e-12)).sum()
+            total = total + l1 * norm_l1 - entropy * neg_entropy
+        return total
+
+
+def _make_norm(norm: Norm | None, width: int) -> nn.Module:
+    if norm == "layer":
+        return nn.LayerNorm(width)
+    if norm == "batch":
+        return nn.BatchNorm1d(width)
+    return nn.Identity()
