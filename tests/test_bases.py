@@ -58,7 +58,8 @@ def test_bspline_partition_of_unity_inside_grid(order):
 
 def test_bspline_is_constant_outside_its_grid():
     basis = BSplineBasis(2, grid_size=5).double()
-    inside_edges = torch.tensor([[-1.0, 1.0]], dtype=torch.float64)
+    inside_edges = torch.stack(basis.grid_bounds, dim=-1)  # (1, 2): low of x_0, high of x_1
+    inside_edges = torch.stack([inside_edges[0, 0], inside_edges[1, 1]]).unsqueeze(0)
     far = torch.tensor([[-1e6, 1e6], [-3.0, 7.5]], dtype=torch.float64)
     expected = basis(inside_edges).expand(2, -1, -1)
     torch.testing.assert_close(basis(far), expected)

@@ -32,6 +32,7 @@ from lightning_kan.bases.base import Basis, _check_positive_int, _check_range, r
 __all__ = ["BSplineBasis", "MAX_SPLINE_ORDER"]
 
 MAX_SPLINE_ORDER = 7
+_BLOCK_INPUTS = 1 << 14
 
 
 @register_basis("bspline")
@@ -117,20 +118,27 @@ class BSplineBasis(Basis):
 
     # ------------------------------------------------------------ local evaluation
     def _locate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Interval index ``j`` in ``[0, G)`` (long) and ``x`` clamped into the grid."""
-        low, high = self.grid_bounds
-        x = torch.maximum(torch.minimum(x, high), low)
-        if self._is_uniform:
-            t = (x - low) / (self.grid[:, 1] - self.grid[:, 0])
-            j = t.detach().floor().clamp_(0, self.grid_size - 1)
-        else:
-            interior = self.grid[:, self.spline_order + 1 : self.spline_order + self.grid_size]
-            j = (x.detach().unsqueeze(-1) >= interior).sum(-1)
-        return j.long(), x
+        """Interval index ``j`` in ``[0, G)`` (long) and the position in it.
 
-    def _uniform_position(self, x: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-        low = self.grid[:, self.spline_order]
-        return (x - low) / (self.grid[:, 1] - self.grid[:, 0]) - j
+        Uniform grids return ``u = t - j`` in ``[0, 1]`` (``t``: ``x`` in units of the
+        spacing); non-uniform grids return ``x`` clamped into the grid. Either way the
+        input is clamped first, which makes the spline constant outside the grid.
+        """
+        k, grid_size = self.spline_order, self.grid_size
+        low = self.grid[:, k]
+        if self._is_uniform:
+            t = torch.clamp((x - low) / self._uniform_spacing(), 0, grid_size)
+            j = t.detach().floor().clamp_(max=grid_size - 1)
+            return j.long(), t - j
+        x = torch.maximum(torch.minimum(x, self.grid[:, k + grid_size]), low)
+        interior = self.grid[:, k + 1 : k + grid_size]
+        return (x.detach().unsqueeze(-1) >= interior).sum(-1), x
+
+    def _uniform_spacing(self) -> torch.Tensor:
+        """Knot spacing ``(I,)`` taken from the grid's ends, so ``x = high`` maps to ``t = G``
+        exactly and the constant extension joins the spline without a float32 step."""
+        low, high = self.grid_bounds
+        return (high - low) / self.grid_size
 
     def _local_knots(self, j: torch.Tensor) -> torch.Tensor:
         """Knots ``t_{j+1} .. t_{j+2k}`` of every input's interval, ``(..., I, 2k)``."""
@@ -141,32 +149,28 @@ class BSplineBasis(Basis):
 
     def _local_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Index of the first non-zero basis and the ``k + 1`` non-zero values."""
-        j, xc = self._locate(x)
+        j, position = self._locate(x)
         k = self.spline_order
         if self._is_uniform:
-            u = self._uniform_position(xc, j)
-            values = _powers(u, k) @ _uniform_local_polynomial(k, u.dtype, u.device)
-        else:
-            values = torch.stack(_de_boor(xc, self._local_knots(j), k, k), dim=-1)
-        return j, values
+            return j, _horner(_uniform_local_polynomial(k, x.dtype, x.device), position)
+        return j, torch.stack(_de_boor(position, self._local_knots(j), k, k), dim=-1)
 
     def _local_derivatives(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Index of the first non-zero basis and the ``k + 1`` values of ``d phi / dx``."""
-        j, xc = self._locate(x)
+        j, position = self._locate(x)
         k = self.spline_order
         low, high = self.grid_bounds
         inside = ((x >= low) & (x <= high)).to(x.dtype).unsqueeze(-1)
         if k == 0:
-            return j, torch.zeros(*x.shape, 1, dtype=x.dtype, device=x.device)
+            return j, torch.zeros_like(inside)
         if self._is_uniform:
-            u = self._uniform_position(xc, j)
-            poly = _uniform_local_polynomial(k, u.dtype, u.device)
-            exponents = torch.arange(1, k + 1, dtype=u.dtype, device=u.device).unsqueeze(-1)
-            spacing = (self.grid[:, 1] - self.grid[:, 0]).unsqueeze(-1)  # (I, 1)
-            derivs = (_powers(u, k - 1) @ (exponents * poly[1:])) / spacing
+            poly = _uniform_local_polynomial(k, x.dtype, x.device)
+            exponents = torch.arange(1, k + 1, dtype=x.dtype, device=x.device).unsqueeze(-1)
+            spacing = self._uniform_spacing().unsqueeze(-1)  # (I, 1)
+            derivs = _horner(exponents * poly[1:], position) / spacing
         else:
             knots = self._local_knots(j)
-            lower = _de_boor(xc, knots, k, k - 1)  # B^{k-1}_{j-k+1+q}, q = 0..k-1
+            lower = _de_boor(position, knots, k, k - 1)  # B^{k-1}_{j-k+1+q}, q = 0..k-1
             scaled = [k * lower[q] / (knots[..., k + q] - knots[..., q]) for q in range(k)]
             zero = torch.zeros_like(scaled[0])
             derivs = torch.stack(
@@ -179,6 +183,11 @@ class BSplineBasis(Basis):
     def _positions(self, j: torch.Tensor) -> torch.Tensor:
         return j.unsqueeze(-1) + torch.arange(self.spline_order + 1, device=j.device)
 
+    def _row_blocks(self, num_rows: int) -> range:
+        """Start rows of blocks of about ``_BLOCK_INPUTS`` values: their temporaries stay
+        in cache instead of being page-faulted afresh at full batch size."""
+        return range(0, num_rows, max(1, _BLOCK_INPUTS // self.in_features))
+
     # --------------------------------------------------------------- Basis protocol
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         j, values = self._local_values(x)
@@ -186,18 +195,60 @@ class BSplineBasis(Basis):
         return out.scatter(-1, self._positions(j), values)
 
     def expand_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
-        j, values = self._local_values(x)
-        out.scatter_(-1, self._positions(j), values)
+        if not self._is_uniform:
+            j, values = self._local_values(x)
+            out.scatter_(-1, self._positions(j), values)
+            return
+        # Uniform fast path: one contiguous (..., I) polynomial per local slot, written
+        # straight into the output; no (..., I, k+1) temporaries, so peak memory stays
+        # near the output itself.
+        j, u = self._locate(x)
+        index = j.unsqueeze(-1)
+        poly = _uniform_local_polynomial(self.spline_order, x.dtype, x.device).tolist()
+        for slot in range(self.spline_order + 1):
+            if slot:
+                index.add_(1)
+            out.scatter_(-1, index, _horner_scalar([row[slot] for row in poly], u).unsqueeze(-1))
 
     def input_grad(self, x: torch.Tensor, grad_values: torch.Tensor) -> torch.Tensor:
-        j, derivs = self._local_derivatives(x)
-        return (grad_values.gather(-1, self._positions(j)) * derivs).sum(-1)
+        if torch.is_grad_enabled():  # double backward: stay differentiable, no blocks
+            j, derivs = self._local_derivatives(x)
+            return (grad_values.gather(-1, self._positions(j)) * derivs).sum(-1)
+        x_rows = x.reshape(-1, self.in_features)
+        grad_rows = grad_values.reshape(-1, self.in_features, self.num_functions)
+        result = torch.empty_like(x_rows, dtype=torch.promote_types(x.dtype, grad_values.dtype))
+        step = self._row_blocks(x_rows.shape[0]).step
+        for start in self._row_blocks(x_rows.shape[0]):
+            j, derivs = self._local_derivatives(x_rows[start : start + step])
+            local_grads = grad_rows[start : start + step].gather(-1, self._positions(j))
+            torch.sum(local_grads * derivs, dim=-1, out=result[start : start + step])
+        return result.view(x.shape)
 
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, grid_size={self.grid_size}, "
             f"spline_order={self.spline_order}, uniform={self._is_uniform}"
         )
+
+
+def _horner(coefficients: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Evaluate ``sum_e coefficients[e, m] * u^e`` for every ``m``: ``(..., M)``.
+
+    One fused multiply-add per degree (``torch.addcmul``), differentiable in ``u``.
+    """
+    u = u.unsqueeze(-1)
+    result = coefficients[-1].expand(*u.shape[:-1], coefficients.shape[-1])
+    for row in coefficients[:-1].flip(0):
+        result = torch.addcmul(row, result, u)
+    return result
+
+
+def _horner_scalar(coefficients: list[float], u: torch.Tensor) -> torch.Tensor:
+    """``sum_e coefficients[e] * u^e`` with in-place updates of one buffer (no autograd)."""
+    result = torch.full_like(u, coefficients[-1])
+    for coefficient in reversed(coefficients[:-1]):
+        result.mul_(u).add_(coefficient)
+    return result
 
 
 def _powers(u: torch.Tensor, degree: int) -> torch.Tensor:
