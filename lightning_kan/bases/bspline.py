@@ -23,6 +23,7 @@ and gradients, and refining a grid keeps the function everywhere, not only insid
 from __future__ import annotations
 
 from collections.abc import Sequence
+import math
 from functools import lru_cache
 
 import torch
@@ -32,7 +33,6 @@ from lightning_kan.bases.base import Basis, _check_positive_int, _check_range, r
 __all__ = ["BSplineBasis", "MAX_SPLINE_ORDER"]
 
 MAX_SPLINE_ORDER = 7
-_BLOCK_INPUTS = 1 << 14
 
 
 @register_basis("bspline")
@@ -183,16 +183,27 @@ class BSplineBasis(Basis):
     def _positions(self, j: torch.Tensor) -> torch.Tensor:
         return j.unsqueeze(-1) + torch.arange(self.spline_order + 1, device=j.device)
 
-    def _row_blocks(self, num_rows: int) -> range:
-        """Start rows of blocks of about ``_BLOCK_INPUTS`` values: their temporaries stay
-        in cache instead of being page-faulted afresh at full batch size."""
-        return range(0, num_rows, max(1, _BLOCK_INPUTS // self.in_features))
-
     # --------------------------------------------------------------- Basis protocol
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        j, values = self._local_values(x)
-        out = x.new_zeros(*x.shape, self.num_functions, dtype=values.dtype)
-        return out.scatter(-1, self._positions(j), values)
+        k = self.spline_order
+        if not self._is_uniform or k == 0:
+            j, values = self._local_values(x)
+            out = x.new_zeros(*x.shape, self.num_functions, dtype=values.dtype)
+            return out.scatter(-1, self._positions(j), values)
+        # Uniform knots: every basis is the same symmetric cardinal B-spline, shifted.
+        # Evaluated densely with truncated powers of the distance to its centre,
+        #   N(d) = sum_{i < (k+1)/2} (-1)^i C(k+1, i) / k! * ((k+1)/2 - i - |d|)_+^k,
+        # i.e. branch-free, vectorisable elementwise operations that torch.compile fuses
+        # into one kernel writing every output once (KANLinear(compiled=True)).
+        # In eager mode expand_into is the fast path; this is the reference.
+        low = self.grid[:, k]
+        t = torch.clamp((x - low) / self._uniform_spacing(), 0, self.grid_size)
+        centres = torch.arange(self.num_functions, dtype=t.dtype, device=t.device) - (k - 1) / 2
+        distance = (t.unsqueeze(-1) - centres).abs()
+        out = torch.zeros_like(distance)
+        for offset, coefficient in _truncated_power_terms(k):
+            out = out + coefficient * torch.relu(offset - distance) ** k
+        return out
 
     def expand_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
         if not self._is_uniform:
@@ -211,18 +222,25 @@ class BSplineBasis(Basis):
             out.scatter_(-1, index, _horner_scalar([row[slot] for row in poly], u).unsqueeze(-1))
 
     def input_grad(self, x: torch.Tensor, grad_values: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled():  # double backward: stay differentiable, no blocks
+        k = self.spline_order
+        if torch.is_grad_enabled() or not self._is_uniform or k == 0:
+            # double backward (must stay differentiable) or non-uniform knots
             j, derivs = self._local_derivatives(x)
             return (grad_values.gather(-1, self._positions(j)) * derivs).sum(-1)
-        x_rows = x.reshape(-1, self.in_features)
-        grad_rows = grad_values.reshape(-1, self.in_features, self.num_functions)
-        result = torch.empty_like(x_rows, dtype=torch.promote_types(x.dtype, grad_values.dtype))
-        step = self._row_blocks(x_rows.shape[0]).step
-        for start in self._row_blocks(x_rows.shape[0]):
-            j, derivs = self._local_derivatives(x_rows[start : start + step])
-            local_grads = grad_rows[start : start + step].gather(-1, self._positions(j))
-            torch.sum(local_grads * derivs, dim=-1, out=result[start : start + step])
-        return result.view(x.shape)
+        # Uniform fast path, slot by slot like expand_into: no (..., I, k+1) temporaries.
+        j, u = self._locate(x)
+        low, high = self.grid_bounds
+        scale = ((x >= low) & (x <= high)).to(u.dtype) / self._uniform_spacing()
+        poly = _uniform_local_polynomial(k, u.dtype, u.device)
+        slopes = (torch.arange(1, k + 1, dtype=poly.dtype).unsqueeze(-1) * poly[1:].cpu()).tolist()
+        index = j.unsqueeze(-1)
+        result = torch.zeros_like(u)
+        for slot in range(k + 1):
+            if slot:
+                index.add_(1)
+            local_grad = grad_values.gather(-1, index).squeeze(-1)
+            result.addcmul_(local_grad, _horner_scalar([row[slot] for row in slopes], u))
+        return result.mul_(scale)
 
     def extra_repr(self) -> str:
         return (
@@ -241,6 +259,18 @@ def _horner(coefficients: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     for row in coefficients[:-1].flip(0):
         result = torch.addcmul(row, result, u)
     return result
+
+
+@lru_cache(maxsize=None)
+def _truncated_power_terms(order: int) -> tuple[tuple[float, float], ...]:
+    """``(offset, coefficient)`` pairs of the symmetric cardinal B-spline of ``order``:
+    ``N(d) = sum coefficient * (offset - |d|)_+^order``."""
+    half = (order + 1) / 2
+    return tuple(
+        (half - i, (-1) ** i * math.comb(order + 1, i) / math.factorial(order))
+        for i in range(order + 1)
+        if i < half
+    )
 
 
 def _horner_scalar(coefficients: list[float], u: torch.Tensor) -> torch.Tensor:

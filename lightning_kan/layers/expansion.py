@@ -1,8 +1,11 @@
 """Feature expansion: the basis values and the base branch in one buffer.
 
-``expand_features(x, basis, activation)`` returns ``(..., I, K + 1)``: the K basis
-values of every input followed by ``b(x)``. A layer flattens it to ``(..., I*(K+1))``
-and does **one GEMM** with its packed ``(O, I*(K+1))`` weight (DESIGN.md section 1).
+``expand_features(x, basis, activation)`` returns ``(..., I*K + I)``: the basis values
+of all inputs (``(..., I, K)`` flattened) followed by the base branch ``b(x) (..., I)``.
+A layer does **one GEMM** of it with its packed ``[C.view(O, I*K) | base_weight]``
+weight ``(O, I*K + I)`` (DESIGN.md section 1). Keeping the K values of an input
+contiguous (rather than interleaving ``b(x_i)`` after each) lets the basis write whole
+vectors, which is what makes the compiled kernel fast.
 
 For parameter-free bases the expansion is a custom autograd function that keeps only
 ``x`` for the backward and recomputes the (cheap, local) derivatives there instead of
@@ -12,6 +15,9 @@ backward is built from differentiable operations, so a double backward works
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
 
 import torch
 
@@ -25,13 +31,16 @@ _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 class _FusedExpansion(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, basis, activation):  # noqa: ANN001, ANN205
-        num_basis = basis.num_functions
+    def forward(ctx, x, basis, activation, compiled):  # noqa: ANN001, ANN205
+        num_values = x.shape[-1] * basis.num_functions
         with torch.autocast(x.device.type, enabled=False):
-            out = x.new_zeros(*x.shape, num_basis + (activation is not None))
-            basis.expand_into(x, out[..., :num_basis])
-            if activation is not None:
-                out[..., num_basis] = activation.fn(x)
+            if compiled:
+                out = _compiled_expansion()(x, basis, activation)
+            else:
+                out = x.new_zeros(*x.shape[:-1], num_values + (x.shape[-1] if activation else 0))
+                basis.expand_into(x, out[..., :num_values].unflatten(-1, (x.shape[-1], -1)))
+                if activation is not None:
+                    out[..., num_values:] = activation.fn(x)
         ctx.save_for_backward(x)
         ctx.basis, ctx.activation = basis, activation
         return out
@@ -39,31 +48,52 @@ class _FusedExpansion(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):  # noqa: ANN001, ANN205
         if not ctx.needs_input_grad[0]:
-            return None, None, None
+            return None, None, None, None
         (x,) = ctx.saved_tensors
         basis, activation = ctx.basis, ctx.activation
-        num_basis = basis.num_functions
-        grad_x = basis.input_grad(x, grad_out[..., :num_basis])
+        num_values = x.shape[-1] * basis.num_functions
+        grad_values = grad_out[..., :num_values].unflatten(-1, (x.shape[-1], -1))
+        grad_x = basis.input_grad(x, grad_values)
         if activation is not None:
-            grad_x = grad_x + activation.vjp(x, grad_out[..., num_basis])
-        return grad_x, None, None
+            grad_x = grad_x + activation.vjp(x, grad_out[..., num_values:])
+        return grad_x, None, None, None
+
+
+def _plain_expansion(
+    x: torch.Tensor, basis: Basis, activation: BaseActivation | None
+) -> torch.Tensor:
+    values = basis(x).flatten(-2)
+    if activation is None:
+        return values
+    return torch.cat([values, activation.fn(x)], dim=-1)
+
+
+@lru_cache(maxsize=1)
+def _compiled_expansion() -> Callable[..., torch.Tensor]:
+    """``_plain_expansion`` under ``torch.compile``, built on first use only."""
+    return torch.compile(_plain_expansion)
 
 
 def expand_features(
-    x: torch.Tensor, basis: Basis, activation: BaseActivation | None
+    x: torch.Tensor,
+    basis: Basis,
+    activation: BaseActivation | None,
+    compiled: bool = False,
 ) -> torch.Tensor:
-    """Return ``(..., I, K [+ 1])``: ``phi(x)`` then ``b(x)`` when there is a base branch.
+    """Return ``(..., I*K [+ I])``: ``phi(x)`` flattened, then ``b(x)`` if there is a base.
 
     Inputs in float16/bfloat16 are evaluated in float32 (polynomial recurrences and knot
     arithmetic lose too much in half precision); the GEMM that follows may still run
     in low precision under autocast.
+
+    ``compiled=True`` evaluates the forward with ``torch.compile``: the basis' dense
+    formula and the base branch fuse into one kernel that writes every feature once
+    (the backward is unchanged). It needs a working inductor backend (a C++ compiler
+    on CPU, Triton on GPU) and compiles on the first call of each input shape.
     """
     if x.dtype in _LOW_PRECISION:
         x = x.float()
     if basis.is_parameter_free:
-        return _FusedExpansion.apply(x, basis, activation)
+        return _FusedExpansion.apply(x, basis, activation, compiled)
     with torch.autocast(x.device.type, enabled=False):
-        values = basis(x)
-        if activation is None:
-            return values
-        return torch.cat([values, activation.fn(x).unsqueeze(-1)], dim=-1)
+        return _plain_expansion(x, basis, activation)

@@ -45,6 +45,9 @@ class KANLinear(nn.Module):
         bias: add a learnable bias.
         spline_init_scale: scale of the initial coefficients; defaults to 0.1 with a
             base branch (the layer starts near its MLP-like base) and 1.0 without.
+        compiled: evaluate the feature expansion with ``torch.compile`` (one fused
+            kernel; the fastest forward, see ``benchmarks/``). Needs an inductor backend
+            (a C++ compiler on CPU, Triton on GPU); each new input shape compiles once.
 
     Shapes: ``x (..., I) -> (..., O)``; any number of leading dimensions.
     """
@@ -58,6 +61,7 @@ class KANLinear(nn.Module):
         base_activation: str | Callable[[torch.Tensor], torch.Tensor] | None = "silu",
         bias: bool = True,
         spline_init_scale: float | None = None,
+        compiled: bool = False,
     ) -> None:
         super().__init__()
         _check_positive_int("in_features", in_features)
@@ -76,6 +80,7 @@ class KANLinear(nn.Module):
         if spline_init_scale is None:
             spline_init_scale = 0.1 if self.activation is not None else 1.0
         self.spline_init_scale = float(spline_init_scale)
+        self.compiled = compiled
         self.reset_parameters()
 
     @property
@@ -102,12 +107,12 @@ class KANLinear(nn.Module):
             nn.init.zeros_(self.bias)
 
     def packed_weight(self) -> torch.Tensor:
-        """The GEMM weight ``(O, I * (K + 1))``: coefficients and base weight interleaved
-        per input, matching the layout of :func:`expand_features`."""
-        weight = self.weight
-        if self.base_weight is not None:
-            weight = torch.cat([weight, self.base_weight.unsqueeze(-1)], dim=-1)
-        return weight.reshape(self.out_features, -1)
+        """The GEMM weight ``[weight.view(O, I*K) | base_weight]``: ``(O, I*K + I)``,
+        matching the layout of :func:`~lightning_kan.layers.expand_features`."""
+        weight = self.weight.reshape(self.out_features, -1)
+        if self.base_weight is None:
+            return weight
+        return torch.cat([weight, self.base_weight], dim=-1)
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() == 0 or x.shape[-1] != self.in_features:
@@ -119,7 +124,7 @@ class KANLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
         weight = self.packed_weight()
-        features = expand_features(x, self.basis, self.activation).flatten(-2)
+        features = expand_features(x, self.basis, self.activation, self.compiled)
         if features.dtype != weight.dtype:
             features = features.to(weight.dtype)
         return F.linear(features, weight, self.bias)
@@ -132,10 +137,11 @@ class KANLinear(nn.Module):
         self._check_input(x)
         x = x.reshape(-1, self.in_features)
         features = expand_features(x, self.basis, self.activation).to(self.weight.dtype)
-        num_basis = self.num_basis_functions
-        edges = torch.einsum("nik,oik->noi", features[..., :num_basis], self.weight)
+        num_values = self.in_features * self.num_basis_functions
+        values = features[:, :num_values].unflatten(-1, (self.in_features, -1))
+        edges = torch.einsum("nik,oik->noi", values, self.weight)
         if self.base_weight is not None:
-            edges = edges + features[..., num_basis].unsqueeze(1) * self.base_weight
+            edges = edges + features[:, num_values:].unsqueeze(1) * self.base_weight
         return edges
 
     # ------------------------------------------------------------ B-spline grids

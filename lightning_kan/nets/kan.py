@@ -28,7 +28,7 @@ class KAN(nn.Module):
         bias: biases in every layer.
         norm: ``"layer"`` (FastKAN's LayerNorm) or ``"batch"`` normalisation of every
             hidden layer's input (between layers), or ``None``.
-        spline_init_scale: see :class:`KANLinear`.
+        spline_init_scale, compiled: see :class:`KANLinear`.
 
     Shapes: ``x (..., widths[0]) -> (..., widths[-1])``.
     """
@@ -42,6 +42,7 @@ class KAN(nn.Module):
         bias: bool = True,
         norm: Norm | None = None,
         spline_init_scale: float | None = None,
+        compiled: bool = False,
     ) -> None:
         super().__init__()
         widths = list(widths)
@@ -66,6 +67,7 @@ class KAN(nn.Module):
                 base_activation=base_activation,
                 bias=bias,
                 spline_init_scale=spline_init_scale,
+                compiled=compiled,
             )
             for fan_in, fan_out in zip(widths[:-1], widths[1:])
         )
