@@ -60,7 +60,10 @@ def build(kind: str, fan_in: int, fan_out: int) -> nn.Module:
         return nn.Sequential(nn.Linear(fan_in, fan_out), nn.SiLU())
     basis = kind.removeprefix("kan-").removesuffix("+compile")
     return KANLinear(
-        fan_in, fan_out, basis=basis, basis_kwargs=BASIS_OPTIONS[basis],
+        fan_in,
+        fan_out,
+        basis=basis,
+        basis_kwargs=BASIS_OPTIONS[basis],
         compiled=kind.endswith("+compile"),
     )
 
@@ -88,7 +91,7 @@ def run_step(kind: str, module: nn.Module, x: torch.Tensor, lr: float = 1e-3) ->
     x.grad = None
 
 
-def median_ms(fn, repeats: int) -> float:  # noqa: ANN001
+def median_ms(fn, repeats: int) -> float:
     for _ in range(3):
         fn()
     samples = []
@@ -135,10 +138,14 @@ def memory_worker(kind: str, batch: int, fan_in: int, fan_out: int, input_grad: 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline
 
 
-def measure_memory(kind: str, batch: int, fan_in: int, fan_out: int, args) -> int:  # noqa: ANN001
+def measure_memory(kind: str, batch: int, fan_in: int, fan_out: int, args) -> int:
     command = [
-        sys.executable, __file__, "--memory-worker", kind,
-        "--shapes", f"{batch}x{fan_in}x{fan_out}",
+        sys.executable,
+        __file__,
+        "--memory-worker",
+        kind,
+        "--shapes",
+        f"{batch}x{fan_in}x{fan_out}",
     ] + (["--input-grad"] if args.input_grad else [])
     env = dict(os.environ, **dict(item.split("=", 1) for item in args.env))
     result = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
@@ -152,18 +159,35 @@ def parse_shapes(text: str) -> list[tuple[int, int, int]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shapes", default="1024x784x64,4096x256x256",
-                        help="comma-separated batch x in x out (default: %(default)s)")
-    parser.add_argument("--bases", default=",".join(BASIS_OPTIONS),
-                        help="comma-separated basis names (default: all)")
+    parser.add_argument(
+        "--shapes",
+        default="1024x784x64,4096x256x256",
+        help="comma-separated batch x in x out (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--bases",
+        default=",".join(BASIS_OPTIONS),
+        help="comma-separated basis names (default: all)",
+    )
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--input-grad", action="store_true",
-                        help="the input requires grad, as for a layer inside a network")
-    parser.add_argument("--compile", action="store_true",
-                        help="add KANLinear(compiled=True) rows (torch.compile; slow first call)")
+    parser.add_argument(
+        "--input-grad",
+        action="store_true",
+        help="the input requires grad, as for a layer inside a network",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="add KANLinear(compiled=True) rows (torch.compile; slow first call)",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="environment for the memory subprocesses (repeatable)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment for the memory subprocesses (repeatable)",
+    )
     parser.add_argument("--memory-worker", metavar="KIND", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -175,10 +199,14 @@ def main() -> None:
     kinds = ["floor", "mlp"] + [f"kan-{name}" for name in args.bases.split(",")]
     if args.compile:
         kinds += [f"kan-{name}+compile" for name in args.bases.split(",")]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"input grad: {args.input_grad}, median of {args.repeats}")
-    header = (f"{'shape':>16} {'model':>14} {'fwd ms':>8} {'f+b ms':>8} {'fwd/fl':>7} "
-              f"{'f+b/fl':>7} {'peak MB':>8} {'min MB':>7} {'peak/min':>8}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"input grad: {args.input_grad}, median of {args.repeats}"
+    )
+    header = (
+        f"{'shape':>16} {'model':>14} {'fwd ms':>8} {'f+b ms':>8} {'fwd/fl':>7} "
+        f"{'f+b/fl':>7} {'peak MB':>8} {'min MB':>7} {'peak/min':>8}"
+    )
     print(header)
     print("-" * len(header))
     for batch, fan_in, fan_out in parse_shapes(args.shapes):
@@ -188,14 +216,15 @@ def main() -> None:
             module = build(kind, fan_in, fan_out)
             x = make_input(kind, batch, fan_in, args.input_grad)
 
-            def forward_only(kind=kind, module=module, x=x) -> None:  # noqa: ANN001
+            def forward_only(kind=kind, module=module, x=x) -> None:
                 with torch.no_grad():
                     forward(kind, module, x)
 
             times = (
                 median_ms(forward_only, args.repeats),
-                median_ms(lambda kind=kind, module=module, x=x: run_step(kind, module, x),
-                          args.repeats),
+                median_ms(
+                    lambda kind=kind, module=module, x=x: run_step(kind, module, x), args.repeats
+                ),
             )
             floor_times = floor_times or times
             peak = None if args.no_memory else measure_memory(kind, batch, fan_in, fan_out, args)

@@ -36,7 +36,9 @@ def cox_de_boor(x: np.ndarray, knots: np.ndarray, order: int) -> np.ndarray:
 @pytest.mark.parametrize("grid_size", [1, 4, 7])
 @pytest.mark.parametrize("uniform", [True, False])
 def test_bspline_matches_cox_de_boor(order, grid_size, uniform):
-    basis = BSplineBasis(3, grid_size=grid_size, spline_order=order, grid_range=(-1.5, 2.0)).double()
+    basis = BSplineBasis(
+        3, grid_size=grid_size, spline_order=order, grid_range=(-1.5, 2.0)
+    ).double()
     if not uniform:
         steps = torch.rand(3, grid_size + 2 * order + 1, dtype=torch.float64) + 0.2
         basis.set_knots(steps.cumsum(-1) - 3.0)
@@ -104,7 +106,9 @@ def test_legendre_matches_numpy_and_is_per_sample():
     for n in range(7):
         coefficients = np.zeros(n + 1)
         coefficients[n] = 1
-        np.testing.assert_allclose(values[..., n].numpy(), np.polynomial.legendre.legval(s, coefficients), atol=1e-12)
+        np.testing.assert_allclose(
+            values[..., n].numpy(), np.polynomial.legendre.legval(s, coefficients), atol=1e-12
+        )
     # per sample, never per batch: a sample's values do not depend on its batch
     torch.testing.assert_close(basis(x[:1]), values[:1])
 

@@ -75,7 +75,9 @@ def test_quantile_update_places_knots_at_sample_quantiles():
     samples = torch.tensor([[0.0], [1.0], [2.0], [3.0], [10.0]])
     layer.update_grid(samples, grid_eps=1e-6)
     interior = layer.basis.grid[0, 3:8]
-    torch.testing.assert_close(interior, torch.tensor([0.0, 1.0, 2.0, 3.0, 10.0]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        interior, torch.tensor([0.0, 1.0, 2.0, 3.0, 10.0]), atol=1e-4, rtol=0
+    )
     layer.update_grid(samples, grid_eps=1.0, margin=0.5)
     torch.testing.assert_close(layer.basis.grid[0, 3:8], torch.linspace(-0.5, 10.5, 5))
     assert layer.basis.is_uniform
@@ -103,14 +105,44 @@ def test_network_update_grid_and_state_dict_round_trip():
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
-        (lambda layer: layer.update_grid(torch.randn(10, 2), grid_eps=0.0), ValueError, r"grid_eps must be in \(0, 1\], got 0.0"),
-        (lambda layer: layer.update_grid(torch.randn(10, 2), margin=-1), ValueError, "margin must be >= 0"),
-        (lambda layer: layer.update_grid(torch.full((10, 2), float("nan"))), ValueError, "finite samples"),
+        (
+            lambda layer: layer.update_grid(torch.randn(10, 2), grid_eps=0.0),
+            ValueError,
+            r"grid_eps must be in \(0, 1\], got 0.0",
+        ),
+        (
+            lambda layer: layer.update_grid(torch.randn(10, 2), margin=-1),
+            ValueError,
+            "margin must be >= 0",
+        ),
+        (
+            lambda layer: layer.update_grid(torch.full((10, 2), float("nan"))),
+            ValueError,
+            "finite samples",
+        ),
         (lambda layer: layer.update_grid(torch.randn(10, 3)), ValueError, "expects inputs"),
-        (lambda layer: layer.refine_grid(0), ValueError, "grid_size must be a positive integer, got 0"),
-        (lambda layer: KANLinear(2, 2, basis="rbf").update_grid(torch.randn(10, 2)), TypeError, "needs a B-spline basis"),
+        (
+            lambda layer: layer.refine_grid(0),
+            ValueError,
+            "grid_size must be a positive integer, got 0",
+        ),
+        (
+            lambda layer: KANLinear(2, 2, basis="rbf").update_grid(torch.randn(10, 2)),
+            TypeError,
+            "needs a B-spline basis",
+        ),
     ],
 )
 def test_grid_errors_are_clear(call, error, match):
     with pytest.raises(error, match=match):
         call(KANLinear(2, 2))
+
+
+def test_weights_saved_after_refinement_load_into_a_fresh_network():
+    net = KAN([2, 3, 1])
+    net.refine_grid(12)
+    fresh = KAN([2, 3, 1])  # built with the default grid_size=5
+    fresh.load_state_dict(net.state_dict())
+    x = torch.rand(64, 2) * 2 - 1
+    torch.testing.assert_close(fresh(x), net(x))
+    assert fresh.layers[0].basis.grid_size == 12

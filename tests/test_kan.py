@@ -37,10 +37,14 @@ def test_regularization_matches_pykan_definition():
         entropy = -(p * torch.log(p)).sum()
         total = total + 0.5 * magnitudes.sum() + 3.0 * entropy
         hidden = layer(hidden)
-    torch.testing.assert_close(net.regularization(x, l1=0.5, entropy=3.0), total, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        net.regularization(x, l1=0.5, entropy=3.0), total, rtol=1e-5, atol=1e-6
+    )
     reg = net.regularization(x)
     reg.backward()
-    assert all(layer.weight.grad is not None and layer.base_weight.grad is not None for layer in net.layers)
+    assert all(
+        layer.weight.grad is not None and layer.base_weight.grad is not None for layer in net.layers
+    )
 
 
 def test_edge_activations_sum_to_layer_output():

@@ -1,5 +1,7 @@
 """KANLinear: the fused forward against a naive reference, gradients, errors, memory."""
 
+import itertools
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -29,7 +31,7 @@ def test_fused_forward_and_gradients_match_naive_formula(name):
     expected_grads = torch.autograd.grad(
         expected, (x, layer.weight, layer.base_weight, layer.bias), grad_out
     )
-    for got, want in zip(grads, expected_grads):
+    for got, want in zip(grads, expected_grads, strict=False):
         torch.testing.assert_close(got, want)
 
 
@@ -86,14 +88,16 @@ def test_any_leading_dimensions():
 @pytest.mark.parametrize("base_activation", ["silu", "none"])
 @pytest.mark.parametrize("bias", [True, False])
 def test_exact_parameter_counts(name, kwargs, per_edge, base_activation, bias):
-    layer = KANLinear(7, 5, basis=name, basis_kwargs=kwargs, base_activation=base_activation, bias=bias)
+    layer = KANLinear(
+        7, 5, basis=name, basis_kwargs=kwargs, base_activation=base_activation, bias=bias
+    )
     expected = 5 * 7 * per_edge + (5 * 7 if base_activation == "silu" else 0) + (5 if bias else 0)
     assert count_parameters(layer) == expected
     widths = [3, 7, 5, 2]
     net = KAN(widths, basis=name, basis_kwargs=kwargs, base_activation=base_activation, bias=bias)
     per_layer = [
         o * i * per_edge + (o * i if base_activation == "silu" else 0) + (o if bias else 0)
-        for i, o in zip(widths[:-1], widths[1:])
+        for i, o in itertools.pairwise(widths)
     ]
     assert net.num_parameters() == sum(per_layer)
 
@@ -147,7 +151,10 @@ def test_bfloat16_inputs_are_expanded_in_float32():
         ({"in_features": 0, "out_features": 2}, "in_features must be a positive integer, got 0"),
         ({"in_features": 2, "out_features": -3}, "out_features must be a positive integer, got -3"),
         ({"in_features": 2, "out_features": 2, "basis": "spline"}, "unknown basis 'spline'"),
-        ({"in_features": 2, "out_features": 2, "base_activation": "swish"}, "unknown base_activation 'swish'"),
+        (
+            {"in_features": 2, "out_features": 2, "base_activation": "swish"},
+            "unknown base_activation 'swish'",
+        ),
     ],
 )
 def test_bad_layer_arguments_name_the_value(kwargs, match):

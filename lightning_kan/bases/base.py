@@ -132,9 +132,7 @@ def build_basis(basis: str | Basis, in_features: int, **kwargs: Any) -> Basis:
         unknown = sorted(set(kwargs) - set(accepted))
         if unknown:
             options = sorted(set(accepted) - {"self", "in_features"})
-            raise ValueError(
-                f"basis {basis!r} does not take {unknown}; its options are {options}"
-            )
+            raise ValueError(f"basis {basis!r} does not take {unknown}; its options are {options}")
     return factory(in_features, **kwargs)
 
 

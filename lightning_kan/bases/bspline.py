@@ -22,15 +22,15 @@ and gradients, and refining a grid keeps the function everywhere, not only insid
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import math
-from functools import lru_cache
+from collections.abc import Sequence
+from functools import cache
 
 import torch
 
 from lightning_kan.bases.base import Basis, _check_positive_int, _check_range, register_basis
 
-__all__ = ["BSplineBasis", "MAX_SPLINE_ORDER"]
+__all__ = ["MAX_SPLINE_ORDER", "BSplineBasis"]
 
 MAX_SPLINE_ORDER = 7
 
@@ -103,7 +103,7 @@ class BSplineBasis(Basis):
         self.grid.copy_(knots)
         self._is_uniform = uniform
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         spacing = self.grid.double().diff(dim=-1)
         self._is_uniform = bool(
@@ -174,8 +174,10 @@ class BSplineBasis(Basis):
             scaled = [k * lower[q] / (knots[..., k + q] - knots[..., q]) for q in range(k)]
             zero = torch.zeros_like(scaled[0])
             derivs = torch.stack(
-                [(scaled[m - 1] if m > 0 else zero) - (scaled[m] if m < k else zero)
-                 for m in range(k + 1)],
+                [
+                    (scaled[m - 1] if m > 0 else zero) - (scaled[m] if m < k else zero)
+                    for m in range(k + 1)
+                ],
                 dim=-1,
             )
         return j, derivs * inside
@@ -261,7 +263,7 @@ def _horner(coefficients: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return result
 
 
-@lru_cache(maxsize=None)
+@cache
 def _truncated_power_terms(order: int) -> tuple[tuple[float, float], ...]:
     """``(offset, coefficient)`` pairs of the symmetric cardinal B-spline of ``order``:
     ``N(d) = sum coefficient * (offset - |d|)_+^order``."""
@@ -289,9 +291,7 @@ def _powers(u: torch.Tensor, degree: int) -> torch.Tensor:
     return torch.stack(terms, dim=-1)
 
 
-def _de_boor(
-    x: torch.Tensor, knots: torch.Tensor, order: int, degree: int
-) -> list[torch.Tensor]:
+def _de_boor(x: torch.Tensor, knots: torch.Tensor, order: int, degree: int) -> list[torch.Tensor]:
     """Non-zero B-splines of ``degree`` (<= order) at ``x`` by de Boor's triangle.
 
     ``x`` lies in the knot interval ``[t_J, t_{J+1})`` and ``knots[..., q]`` holds the
@@ -313,7 +313,7 @@ def _de_boor(
     return values
 
 
-@lru_cache(maxsize=None)
+@cache
 def _uniform_local_polynomial(
     order: int, dtype: torch.dtype = torch.float64, device: torch.device | None = None
 ) -> torch.Tensor:

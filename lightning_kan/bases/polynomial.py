@@ -10,14 +10,14 @@ evaluated by its three-term recurrence, which has no singularity at ``|x| -> 1``
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Literal
 
 import torch
 
 from lightning_kan.bases.base import Basis, register_basis
 
-__all__ = ["ChebyshevBasis", "GramBasis", "LegendreBasis", "MAX_DEGREE"]
+__all__ = ["MAX_DEGREE", "ChebyshevBasis", "GramBasis", "LegendreBasis"]
 
 MAX_DEGREE = 32
 Normalization = Literal["tanh", "minmax"]
@@ -41,9 +41,7 @@ def _squash(x: torch.Tensor, normalization: str) -> torch.Tensor:
 
 def _check_normalization(normalization: str, in_features: int) -> str:
     if normalization not in ("tanh", "minmax"):
-        raise ValueError(
-            f"normalization must be 'tanh' or 'minmax', got {normalization!r}"
-        )
+        raise ValueError(f"normalization must be 'tanh' or 'minmax', got {normalization!r}")
     if normalization == "minmax" and in_features < 2:
         raise ValueError(
             f"normalization='minmax' rescales each sample over its {in_features} feature(s); "
@@ -99,9 +97,7 @@ class LegendreBasis(_ThreeTermBasis):
     KALN's min-max rescaling, done per sample over the feature axis.
     """
 
-    def __init__(
-        self, in_features: int, degree: int = 7, normalization: Normalization = "minmax"
-    ):
+    def __init__(self, in_features: int, degree: int = 7, normalization: Normalization = "minmax"):
         super().__init__(in_features, degree, normalization)
 
     def _recurrence(self, s: torch.Tensor) -> list[torch.Tensor]:
@@ -141,7 +137,7 @@ class GramBasis(_ThreeTermBasis):
         return [term * scale[n] for n, term in enumerate(_monic_gram(s, beta))]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _gram_constants(
     degree: int, num_points: int, dtype: torch.dtype, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:

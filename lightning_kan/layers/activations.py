@@ -76,7 +76,7 @@ def resolve_activation(
         if key not in _KNOWN:
             raise ValueError(
                 f"unknown base_activation {activation!r}; expected one of "
-                f"{sorted(_KNOWN) + ['none']} or a callable such as torch.nn.SiLU()"
+                f"{[*sorted(_KNOWN), 'none']} or a callable such as torch.nn.SiLU()"
             )
         return _KNOWN[key]
     if callable(activation):

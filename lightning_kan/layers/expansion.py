@@ -31,7 +31,7 @@ _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 class _FusedExpansion(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, basis, activation, compiled):  # noqa: ANN001, ANN205
+    def forward(ctx, x, basis, activation, compiled):
         num_values = x.shape[-1] * basis.num_functions
         with torch.autocast(x.device.type, enabled=False):
             if compiled:
@@ -46,7 +46,7 @@ class _FusedExpansion(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad_out):  # noqa: ANN001, ANN205
+    def backward(ctx, grad_out):
         if not ctx.needs_input_grad[0]:
             return None, None, None, None
         (x,) = ctx.saved_tensors

@@ -204,7 +204,9 @@ class KANLinear(nn.Module):
         per_interval = samples_per_interval or order + 2
         _check_positive_int("samples_per_interval", per_interval)
         old_interior = basis.grid[:, order : order + basis.grid_size + 1].double().cpu()
-        new_interior = _interpolate_knots(old_interior, torch.linspace(0, basis.grid_size, grid_size + 1))
+        new_interior = _interpolate_knots(
+            old_interior, torch.linspace(0, basis.grid_size, grid_size + 1)
+        )
         positions = torch.linspace(0, grid_size, grid_size * per_interval + 1, dtype=torch.float64)
         samples = _interpolate_knots(new_interior, positions).T  # (N, I)
         self._refit(
@@ -231,9 +233,9 @@ class KANLinear(nn.Module):
         old_basis: BSplineBasis = self.basis  # type: ignore[assignment]
         old_values = old_basis(samples)  # (N, I, K_old), float64
         if grid_size is not None and grid_size != old_basis.grid_size:
-            new_basis = BSplineBasis(
-                self.in_features, grid_size, old_basis.spline_order
-            ).to(old_basis.grid)
+            new_basis = BSplineBasis(self.in_features, grid_size, old_basis.spline_order).to(
+                old_basis.grid
+            )
         else:
             new_basis = old_basis
         new_basis.set_knots(knots.to(new_basis.grid), uniform=uniform)
@@ -251,6 +253,23 @@ class KANLinear(nn.Module):
             self.weight.copy_(new_weight)
         else:
             self.weight = nn.Parameter(new_weight, requires_grad=self.weight.requires_grad)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+        """Accept weights saved after ``refine_grid``: rebuild the grid size first."""
+        grid = state_dict.get(prefix + "basis.grid")
+        if isinstance(self.basis, BSplineBasis) and grid is not None:
+            grid_size = grid.shape[-1] - 2 * self.basis.spline_order - 1
+            if grid_size != self.basis.grid_size and grid_size > 0:
+                self.basis = BSplineBasis(self.in_features, grid_size, self.basis.spline_order).to(
+                    self.basis.grid
+                )
+                self.weight = nn.Parameter(
+                    self.weight.new_empty(
+                        self.out_features, self.in_features, self.basis.num_functions
+                    ),
+                    requires_grad=self.weight.requires_grad,
+                )
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return (

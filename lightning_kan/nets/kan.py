@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -69,13 +70,11 @@ class KAN(nn.Module):
                 spline_init_scale=spline_init_scale,
                 compiled=compiled,
             )
-            for fan_in, fan_out in zip(widths[:-1], widths[1:])
+            for fan_in, fan_out in itertools.pairwise(widths)
         )
-        self.norms = nn.ModuleList(
-            _make_norm(norm, width) for width in widths[1:-1]
-        )
+        self.norms = nn.ModuleList(_make_norm(norm, width) for width in widths[1:-1])
 
-    def _layer_inputs(self, x: torch.Tensor):  # noqa: ANN202
+    def _layer_inputs(self, x: torch.Tensor):
         """Yield ``(layer, input of that layer)`` in order; the last output is not yielded."""
         for index, layer in enumerate(self.layers):
             if index > 0:
@@ -106,7 +105,7 @@ class KAN(nn.Module):
 
     @torch.no_grad()
     def refine_grid(self, grid_size: int) -> None:
-        """Move every B-spline layer to ``grid_size`` intervals (see :meth:`KANLinear.refine_grid`)."""
+        """Move every B-spline layer to ``grid_size`` intervals (``KANLinear.refine_grid``)."""
         for layer in self.layers:
             layer.refine_grid(grid_size)
 
