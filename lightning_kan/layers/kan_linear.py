@@ -9,6 +9,9 @@
 * ``base_weight``: ``(out_features, in_features)``, or ``None`` without a base branch;
 * ``bias``: ``(out_features,)`` or ``None``; ``basis``: the :class:`~lightning_kan.bases.Basis`.
 
+B-spline layers also get ``update_grid``/``refine_grid`` from
+:class:`~lightning_kan.layers.grid.SplineGridMixin`.
+
 The forward reads ``self.weight`` once, so a ``torch.nn.utils.parametrize``
 parametrisation of ``weight`` (an adapter) is honoured without changes here.
 """
@@ -23,15 +26,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_kan.bases import Basis, BSplineBasis, build_basis
+from lightning_kan.bases import Basis, build_basis
 from lightning_kan.bases.base import _check_positive_int
 from lightning_kan.layers.activations import resolve_activation
 from lightning_kan.layers.expansion import expand_features
+from lightning_kan.layers.grid import SplineGridMixin
 
 __all__ = ["KANLinear"]
 
 
-class KANLinear(nn.Module):
+class KANLinear(SplineGridMixin, nn.Module):
     """A Kolmogorov-Arnold layer: a learnable univariate function on every edge.
 
     Args:
@@ -144,132 +148,13 @@ class KANLinear(nn.Module):
             edges = edges + features[:, num_values:].unsqueeze(1) * self.base_weight
         return edges
 
-    # ------------------------------------------------------------ B-spline grids
-    def _spline_basis(self, action: str) -> BSplineBasis:
-        if not isinstance(self.basis, BSplineBasis):
-            raise TypeError(
-                f"{action} needs a B-spline basis, but this layer uses "
-                f"{type(self.basis).__name__}; only basis='bspline' has a movable grid"
-            )
-        return self.basis
-
-    @torch.no_grad()
-    def update_grid(self, x: torch.Tensor, margin: float = 0.0, grid_eps: float = 0.02) -> None:
-        """Move the knots to the samples ``x (..., I)`` and refit the coefficients.
-
-        New interior knots per feature are ``grid_eps * uniform + (1 - grid_eps) * quantiles``
-        of the samples (pykan's rule; uniform spans ``[min - margin, max + margin]``);
-        the coefficients are then refitted by least squares so every edge's spline
-        changes as little as possible on these samples. ``grid_eps`` in ``(0, 1]``
-        keeps knots strictly increasing even when samples repeat.
-        """
-        basis = self._spline_basis("update_grid")
+    # ------------------------------------------------- B-spline grids (SplineGridMixin)
+    def _grid_samples(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
-        if not 0.0 < grid_eps <= 1.0:
-            raise ValueError(f"grid_eps must be in (0, 1], got {grid_eps!r}")
-        if margin < 0:
-            raise ValueError(f"margin must be >= 0, got {margin!r}")
-        samples = x.detach().reshape(-1, self.in_features).double()
-        if samples.shape[0] < 2 or not bool(torch.isfinite(samples).all()):
-            raise ValueError(
-                f"update_grid needs at least 2 finite samples, got {samples.shape[0]} "
-                "(check the batch for NaN/inf)"
-            )
-        grid_size = basis.grid_size
-        ordered = samples.sort(dim=0).values
-        ranks = torch.linspace(0, samples.shape[0] - 1, grid_size + 1).round().long()
-        adaptive = ordered[ranks].T  # (I, G + 1)
-        low, high = ordered[0] - margin, ordered[-1] + margin
-        span = torch.clamp(high - low, min=1e-3)  # a constant feature still gets a grid
-        centre = (high + low) / 2
-        low, high = centre - span / 2, centre + span / 2
-        steps = torch.arange(grid_size + 1, dtype=torch.float64) / grid_size
-        uniform = low.unsqueeze(-1) + steps * (high - low).unsqueeze(-1)
-        interior = grid_eps * uniform + (1.0 - grid_eps) * adaptive
-        self._refit(samples, _extend_knots(interior, basis.spline_order), grid_eps == 1.0)
+        return x.reshape(-1, self.in_features)
 
-    @torch.no_grad()
-    def refine_grid(self, grid_size: int, samples_per_interval: int | None = None) -> None:
-        """Change to ``grid_size`` intervals on the same range, refitting the coefficients.
-
-        Each old interval is split proportionally, so a uniform grid stays uniform and
-        an adapted one keeps its shape. When ``grid_size`` is a multiple of the old one
-        the knots are nested and the old spline is exactly representable: the refit is
-        exact (to round-off). The fit uses ``samples_per_interval`` (default
-        ``spline_order + 2``) points per new interval.
-        """
-        basis = self._spline_basis("refine_grid")
-        _check_positive_int("grid_size", grid_size)
-        order = basis.spline_order
-        per_interval = samples_per_interval or order + 2
-        _check_positive_int("samples_per_interval", per_interval)
-        old_interior = basis.grid[:, order : order + basis.grid_size + 1].double().cpu()
-        new_interior = _interpolate_knots(
-            old_interior, torch.linspace(0, basis.grid_size, grid_size + 1)
-        )
-        positions = torch.linspace(0, grid_size, grid_size * per_interval + 1, dtype=torch.float64)
-        samples = _interpolate_knots(new_interior, positions).T  # (N, I)
-        self._refit(
-            samples.to(basis.grid.device),
-            _extend_knots(new_interior, order),
-            basis.is_uniform,
-            grid_size=grid_size,
-        )
-
-    def _refit(
-        self,
-        samples: torch.Tensor,
-        knots: torch.Tensor,
-        uniform: bool,
-        grid_size: int | None = None,
-    ) -> None:
-        """Install ``knots`` (and a new grid size) and refit ``weight`` on ``samples``.
-
-        Per input ``i``: ``min_C ||A_new C - A_old C_old||`` with ``A (N, K)`` basis
-        matrices, solved through the ``(K, K)`` normal equations in float64 (a tiny ridge
-        keeps knot intervals without samples well-posed). Shapes never form ``(N, O)``
-        per input: the right-hand side is ``(A_new^T A_old) C_old``.
-        """
-        old_basis: BSplineBasis = self.basis  # type: ignore[assignment]
-        old_values = old_basis(samples)  # (N, I, K_old), float64
-        if grid_size is not None and grid_size != old_basis.grid_size:
-            new_basis = BSplineBasis(self.in_features, grid_size, old_basis.spline_order).to(
-                old_basis.grid
-            )
-        else:
-            new_basis = old_basis
-        new_basis.set_knots(knots.to(new_basis.grid), uniform=uniform)
-        new_values = new_basis(samples)  # (N, I, K_new)
-        gram = torch.einsum("nik,nil->ikl", new_values, new_values)
-        cross = torch.einsum("nik,nil->ikl", new_values, old_values)
-        old_coefficients = self.weight.detach().double().permute(1, 2, 0)  # (I, K_old, O)
-        rhs = cross @ old_coefficients
-        ridge = 1e-12 * gram.diagonal(dim1=-2, dim2=-1).mean(-1).clamp(min=1e-300)
-        eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
-        solution = torch.linalg.solve(gram + ridge[:, None, None] * eye, rhs)  # (I, K_new, O)
-        new_weight = solution.permute(2, 0, 1).to(self.weight.dtype)
-        self.basis = new_basis
-        if new_weight.shape == self.weight.shape:
-            self.weight.copy_(new_weight)
-        else:
-            self.weight = nn.Parameter(new_weight, requires_grad=self.weight.requires_grad)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
-        """Accept weights saved after ``refine_grid``: rebuild the grid size first."""
-        grid = state_dict.get(prefix + "basis.grid")
-        if isinstance(self.basis, BSplineBasis) and grid is not None:
-            grid_size = grid.shape[-1] - 2 * self.basis.spline_order - 1
-            if grid_size != self.basis.grid_size and grid_size > 0:
-                self.basis = BSplineBasis(self.in_features, grid_size, self.basis.spline_order).to(
-                    self.basis.grid
-                )
-                self.weight = nn.Parameter(
-                    self.weight.new_empty(
-                        self.out_features, self.in_features, self.basis.num_functions
-                    ),
-                    requires_grad=self.weight.requires_grad,
-                )
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+    def _map_coefficients(self, refit: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("ikl,oil->oik", refit, self.weight.detach().to(refit.dtype))
 
     def extra_repr(self) -> str:
         return (
@@ -277,25 +162,3 @@ class KANLinear(nn.Module):
             f"K={self.num_basis_functions}, base_activation={self.activation}, "
             f"bias={self.bias is not None}"
         )
-
-
-def _extend_knots(interior: torch.Tensor, order: int) -> torch.Tensor:
-    """Add ``order`` knots on each side of ``interior (I, G+1)`` at the mean spacing."""
-    grid_size = interior.shape[-1] - 1
-    spacing = ((interior[:, -1] - interior[:, 0]) / grid_size).unsqueeze(-1)
-    steps = torch.arange(1, order + 1, dtype=interior.dtype, device=interior.device)
-    before = interior[:, :1] - spacing * steps.flip(0)
-    after = interior[:, -1:] + spacing * steps
-    return torch.cat([before, interior, after], dim=-1)
-
-
-def _interpolate_knots(knots: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Piecewise-linear map from fractional knot index to position: ``(I, len(positions))``.
-
-    ``knots (I, G+1)``; ``positions`` in ``[0, G]`` (float). Integer positions return
-    the knots themselves, so subdividing a grid keeps every old knot.
-    """
-    positions = positions.to(knots.dtype)
-    lower = positions.floor().long().clamp(max=knots.shape[-1] - 2)
-    fraction = positions - lower.to(knots.dtype)
-    return knots[:, lower] * (1 - fraction) + knots[:, lower + 1] * fraction

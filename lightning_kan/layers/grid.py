@@ -1,0 +1,186 @@
+"""B-spline grid maintenance shared by every KAN layer: update to data, refine, reload.
+
+A layer mixes in :class:`SplineGridMixin` and says two things:
+
+* ``_grid_samples(x)``: the layer input as rows of per-feature values ``(N, I)``;
+* ``_map_coefficients(R)``: apply ``R (I, K_new, K_old)`` along the basis mode (dim 2)
+  of its ``weight``, input feature by input feature.
+
+Both operations keep every edge's function as close as possible (in least squares on
+samples) while the knots move: for input ``i`` the new coefficients are
+``R_i @ c_old`` with ``R_i = (A_new^T A_new)^-1 A_new^T A_old``, ``A`` the basis
+matrices of the samples. ``R`` does not depend on the output, so it is computed once
+per input feature and applied to all outputs (and kernel taps).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lightning_kan.bases import BSplineBasis
+from lightning_kan.bases.base import _check_positive_int
+
+__all__ = ["SplineGridMixin"]
+
+
+class SplineGridMixin:
+    """``update_grid``/``refine_grid`` for a layer with a ``BSplineBasis`` and a
+    coefficient ``weight`` whose dim 2 is the basis mode."""
+
+    basis: nn.Module
+    weight: nn.Parameter
+    in_features: int
+
+    def _grid_samples(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _map_coefficients(self, refit: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _spline_basis(self, action: str) -> BSplineBasis:
+        if not isinstance(self.basis, BSplineBasis):
+            raise TypeError(
+                f"{action} needs a B-spline basis, but this layer uses "
+                f"{type(self.basis).__name__}; only basis='bspline' has a movable grid"
+            )
+        return self.basis
+
+    @torch.no_grad()
+    def update_grid(self, x: torch.Tensor, margin: float = 0.0, grid_eps: float = 0.02) -> None:
+        """Move the knots to the samples in ``x`` (a layer input) and refit the coefficients.
+
+        New interior knots per feature are ``grid_eps * uniform + (1 - grid_eps) * quantiles``
+        of the samples (pykan's rule; uniform spans ``[min - margin, max + margin]``);
+        the coefficients are refitted by least squares so every edge's spline changes as
+        little as possible on these samples. ``grid_eps`` in ``(0, 1]`` keeps the knots
+        strictly increasing even when samples repeat.
+        """
+        basis = self._spline_basis("update_grid")
+        if not 0.0 < grid_eps <= 1.0:
+            raise ValueError(f"grid_eps must be in (0, 1], got {grid_eps!r}")
+        if margin < 0:
+            raise ValueError(f"margin must be >= 0, got {margin!r}")
+        samples = self._grid_samples(x).detach().double()
+        if samples.shape[0] < 2 or not bool(torch.isfinite(samples).all()):
+            raise ValueError(
+                f"update_grid needs at least 2 finite samples, got {samples.shape[0]} "
+                "(check the batch for NaN/inf)"
+            )
+        interior = _quantile_interior(samples, basis.grid_size, margin, grid_eps)
+        self._move_grid(samples, _extend_knots(interior, basis.spline_order), grid_eps == 1.0)
+
+    @torch.no_grad()
+    def refine_grid(self, grid_size: int, samples_per_interval: int | None = None) -> None:
+        """Change to ``grid_size`` intervals on the same range, refitting the coefficients.
+
+        Each old interval is split proportionally, so a uniform grid stays uniform and an
+        adapted one keeps its shape. When ``grid_size`` is a multiple of the old one the
+        knots are nested and the old spline is exactly representable: the refit is exact
+        (to round-off). The fit uses ``samples_per_interval`` (default
+        ``spline_order + 2``) points per new interval.
+        """
+        basis = self._spline_basis("refine_grid")
+        _check_positive_int("grid_size", grid_size)
+        order = basis.spline_order
+        per_interval = samples_per_interval or order + 2
+        _check_positive_int("samples_per_interval", per_interval)
+        old_interior = basis.grid[:, order : order + basis.grid_size + 1].double().cpu()
+        new_interior = _interpolate_knots(
+            old_interior, torch.linspace(0, basis.grid_size, grid_size + 1)
+        )
+        positions = torch.linspace(0, grid_size, grid_size * per_interval + 1, dtype=torch.float64)
+        samples = _interpolate_knots(new_interior, positions).T  # (N, I)
+        self._move_grid(
+            samples.to(basis.grid.device),
+            _extend_knots(new_interior, order),
+            basis.is_uniform,
+            grid_size=grid_size,
+        )
+
+    def _move_grid(
+        self,
+        samples: torch.Tensor,
+        knots: torch.Tensor,
+        uniform: bool,
+        grid_size: int | None = None,
+    ) -> None:
+        """Install ``knots`` (and a new grid size) and refit ``weight`` on ``samples (N, I)``.
+
+        Solves the ``(K, K)`` normal equations per input in float64; a tiny ridge keeps
+        knot intervals without samples well-posed.
+        """
+        old_basis = self._spline_basis("a grid change")
+        old_values = old_basis(samples)  # (N, I, K_old)
+        new_basis = old_basis
+        if grid_size is not None and grid_size != old_basis.grid_size:
+            new_basis = BSplineBasis(old_basis.in_features, grid_size, old_basis.spline_order)
+            new_basis = new_basis.to(old_basis.grid)
+        new_basis.set_knots(knots.to(new_basis.grid), uniform=uniform)
+        new_values = new_basis(samples)  # (N, I, K_new)
+        gram = torch.einsum("nik,nil->ikl", new_values, new_values)
+        cross = torch.einsum("nik,nil->ikl", new_values, old_values)
+        ridge = 1e-12 * gram.diagonal(dim1=-2, dim2=-1).mean(-1).clamp(min=1e-300)
+        eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
+        refit = torch.linalg.solve(gram + ridge[:, None, None] * eye, cross)  # (I, K_new, K_old)
+        new_weight = self._map_coefficients(refit).to(self.weight.dtype)
+        self.basis = new_basis
+        self._set_weight(new_weight)
+
+    def _set_weight(self, new_weight: torch.Tensor) -> None:
+        if new_weight.shape == self.weight.shape:
+            self.weight.copy_(new_weight)
+        else:
+            self.weight = nn.Parameter(new_weight, requires_grad=self.weight.requires_grad)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Accept weights saved after ``refine_grid``: rebuild the grid size first."""
+        grid = state_dict.get(prefix + "basis.grid")
+        basis = self.basis
+        if isinstance(basis, BSplineBasis) and grid is not None:
+            grid_size = grid.shape[-1] - 2 * basis.spline_order - 1
+            if grid_size != basis.grid_size and grid_size > 0:
+                self.basis = BSplineBasis(basis.in_features, grid_size, basis.spline_order)
+                self.basis = self.basis.to(basis.grid)
+                shape = list(self.weight.shape)
+                shape[2] = self.basis.num_functions
+                self._set_weight(self.weight.detach().new_empty(shape))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[misc]
+
+
+def _quantile_interior(
+    samples: torch.Tensor, grid_size: int, margin: float, grid_eps: float
+) -> torch.Tensor:
+    """``(I, G + 1)`` interior knots: quantiles blended with a uniform grid (pykan)."""
+    ordered = samples.sort(dim=0).values
+    ranks = torch.linspace(0, samples.shape[0] - 1, grid_size + 1).round().long()
+    adaptive = ordered[ranks].T
+    low, high = ordered[0] - margin, ordered[-1] + margin
+    span = torch.clamp(high - low, min=1e-3)  # a constant feature still gets a grid
+    centre = (high + low) / 2
+    low, high = centre - span / 2, centre + span / 2
+    steps = torch.arange(grid_size + 1, dtype=samples.dtype, device=samples.device) / grid_size
+    uniform = low.unsqueeze(-1) + steps * (high - low).unsqueeze(-1)
+    return grid_eps * uniform + (1.0 - grid_eps) * adaptive
+
+
+def _extend_knots(interior: torch.Tensor, order: int) -> torch.Tensor:
+    """Add ``order`` knots on each side of ``interior (I, G+1)`` at the mean spacing."""
+    grid_size = interior.shape[-1] - 1
+    spacing = ((interior[:, -1] - interior[:, 0]) / grid_size).unsqueeze(-1)
+    steps = torch.arange(1, order + 1, dtype=interior.dtype, device=interior.device)
+    before = interior[:, :1] - spacing * steps.flip(0)
+    after = interior[:, -1:] + spacing * steps
+    return torch.cat([before, interior, after], dim=-1)
+
+
+def _interpolate_knots(knots: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear map from fractional knot index to position: ``(I, len(positions))``.
+
+    ``knots (I, G+1)``; ``positions`` in ``[0, G]``. Integer positions return the knots
+    themselves, so subdividing a grid keeps every old knot.
+    """
+    positions = positions.to(knots.dtype)
+    lower = positions.floor().long().clamp(max=knots.shape[-1] - 2)
+    fraction = positions - lower.to(knots.dtype)
+    return knots[:, lower] * (1 - fraction) + knots[:, lower + 1] * fraction
