@@ -18,24 +18,20 @@ parametrisation of ``weight`` (an adapter) is honoured without changes here.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from lightning_kan.bases import Basis, build_basis
-from lightning_kan.bases.base import _check_positive_int
-from lightning_kan.layers.activations import resolve_activation
+from lightning_kan.bases import Basis
+from lightning_kan.layers.base import KANLayer
 from lightning_kan.layers.expansion import expand_features
-from lightning_kan.layers.grid import SplineGridMixin
 
 __all__ = ["KANLinear"]
 
 
-class KANLinear(SplineGridMixin, nn.Module):
+class KANLinear(KANLayer):
     """A Kolmogorov-Arnold layer: a learnable univariate function on every edge.
 
     Args:
@@ -68,47 +64,18 @@ class KANLinear(SplineGridMixin, nn.Module):
         compiled: bool = False,
     ) -> None:
         super().__init__()
-        _check_positive_int("in_features", in_features)
-        _check_positive_int("out_features", out_features)
-        self.in_features = in_features
-        self.out_features = out_features
-        self.basis = build_basis(basis, in_features, **(basis_kwargs or {}))
-        self.activation = resolve_activation(base_activation)
-        num_basis = self.basis.num_functions
-        self.weight = nn.Parameter(torch.empty(out_features, in_features, num_basis))
-        if self.activation is not None:
-            self.base_weight = nn.Parameter(torch.empty(out_features, in_features))
-        else:
-            self.register_parameter("base_weight", None)
-        self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
-        if spline_init_scale is None:
-            spline_init_scale = 0.1 if self.activation is not None else 1.0
-        self.spline_init_scale = float(spline_init_scale)
-        self.compiled = compiled
-        self.reset_parameters()
-
-    @property
-    def num_basis_functions(self) -> int:
-        """K, the number of basis functions per input."""
-        return self.basis.num_functions
-
-    def reset_parameters(self) -> None:
-        """Initialise like an ``nn.Linear`` base branch plus small spline noise.
-
-        The base weight gets ``nn.Linear``'s kaiming-uniform init (bound ``1/sqrt(I)``)
-        and the coefficients uniform noise of standard deviation
-        ``spline_init_scale / sqrt(I*K)``. With a base branch the layer therefore starts
-        as a well-scaled MLP layer whose edge functions then bend away from ``b``
-        (efficient-kan's recipe, which trains out of the box); without one the splines
-        carry an O(1) signal from the start.
-        """
-        fan_in = self.in_features * self.num_basis_functions
-        bound = self.spline_init_scale * math.sqrt(3.0 / fan_in)
-        nn.init.uniform_(self.weight, -bound, bound)
-        if self.base_weight is not None:
-            nn.init.kaiming_uniform_(self.base_weight, a=math.sqrt(5))
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
+        self._build_parameters(
+            in_features,
+            out_features,
+            in_features,
+            (),
+            basis,
+            basis_kwargs,
+            base_activation,
+            bias,
+            spline_init_scale,
+            compiled,
+        )
 
     def packed_weight(self) -> torch.Tensor:
         """The GEMM weight ``[weight.view(O, I*K) | base_weight]``: ``(O, I*K + I)``,

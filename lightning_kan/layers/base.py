@@ -1,0 +1,88 @@
+"""``KANLayer``: the parameters every KAN layer shares (the coefficient protocol).
+
+A layer with ``O`` outputs, ``I`` inputs per group and kernel ``*kernel`` (empty for
+``KANLinear``) holds
+
+* ``basis``: the :class:`~lightning_kan.bases.Basis` (``K = basis.num_functions``);
+* ``weight``: the coefficient tensor ``(O, I, K, *kernel)``, modes (out, in, basis, *kernel);
+* ``base_weight``: ``(O, I, *kernel)``, or ``None`` without a base branch;
+* ``bias``: ``(O,)`` or ``None``.
+
+LoTRA, Slim KAN and MetaKAN act on exactly these names.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from lightning_kan.bases import Basis, build_basis
+from lightning_kan.bases.base import _check_positive_int
+from lightning_kan.layers.activations import resolve_activation
+from lightning_kan.layers.grid import SplineGridMixin
+
+__all__ = ["KANLayer"]
+
+
+class KANLayer(SplineGridMixin, nn.Module):
+    """Base class: builds the protocol's parameters and initialises them."""
+
+    def _build_parameters(
+        self,
+        in_features: int,
+        out_features: int,
+        group_inputs: int,
+        kernel_size: tuple[int, ...],
+        basis: str | Basis,
+        basis_kwargs: dict[str, Any] | None,
+        base_activation: str | Callable[[torch.Tensor], torch.Tensor] | None,
+        bias: bool,
+        spline_init_scale: float | None,
+        compiled: bool,
+    ) -> None:
+        _check_positive_int("in_features", in_features)
+        _check_positive_int("out_features", out_features)
+        self.in_features = in_features
+        self.out_features = out_features
+        self.compiled = compiled
+        self.basis = build_basis(basis, in_features, **(basis_kwargs or {}))
+        self.activation = resolve_activation(base_activation)
+        self.weight = nn.Parameter(
+            torch.empty(out_features, group_inputs, self.basis.num_functions, *kernel_size)
+        )
+        if self.activation is not None:
+            self.base_weight = nn.Parameter(torch.empty(out_features, group_inputs, *kernel_size))
+        else:
+            self.register_parameter("base_weight", None)
+        self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
+        if spline_init_scale is None:
+            spline_init_scale = 0.1 if self.activation is not None else 1.0
+        self.spline_init_scale = float(spline_init_scale)
+        self.reset_parameters()
+
+    @property
+    def num_basis_functions(self) -> int:
+        """K, the number of basis functions per input."""
+        return self.basis.num_functions
+
+    def reset_parameters(self) -> None:
+        """Initialise like an ``nn.Linear``/``nn.Conv`` base branch plus small spline noise.
+
+        The base weight gets PyTorch's kaiming-uniform init (bound ``1/sqrt(fan_in)``) and
+        the coefficients uniform noise of standard deviation
+        ``spline_init_scale / sqrt(fan_in * K)``. With a base branch the layer therefore
+        starts as a well-scaled MLP/conv layer whose edge functions then bend away from
+        ``b`` (efficient-kan's recipe, which trains out of the box); without one the
+        splines carry an O(1) signal from the start.
+        """
+        fan_in = math.prod(self.weight.shape[1:])
+        bound = self.spline_init_scale * math.sqrt(3.0 / fan_in)
+        nn.init.uniform_(self.weight, -bound, bound)
+        if self.base_weight is not None:
+            nn.init.kaiming_uniform_(self.base_weight, a=math.sqrt(5))
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
