@@ -14,7 +14,8 @@ For every shape ``batch x in -> out`` it prints one row per model:
 Columns: forward time and training-step time (forward, backward, SGD update; median of
 ``--repeats``), their ratios to the floor, the peak memory of one training step and,
 for KAN rows, its ratio to the minimum such a step needs: the basis matrix the
-backward uses plus the weight gradient (see ``common.py`` for how memory is measured).
+backward uses plus the weight gradient, and with ``--input-grad`` the gradient of that
+matrix too (see ``common.py`` for how memory is measured).
 
 CPU PyTorch has no caching allocator: a large tensor is page-faulted afresh on every
 step, so fewer temporaries is speed too.
@@ -64,13 +65,17 @@ def make_case(kind: str, batch: int, fan_in: int, fan_out: int, input_grad: bool
     return list(module.parameters()), x, module
 
 
-def minimum_step_bytes(kind: str, batch: int, fan_in: int, fan_out: int) -> int | None:
-    """Basis matrix kept for the backward plus the weight gradient (KAN rows only)."""
+def minimum_step_bytes(
+    kind: str, batch: int, fan_in: int, fan_out: int, input_grad: bool
+) -> int | None:
+    """Basis matrix kept for the backward plus the weight gradient (KAN rows only); with
+    ``input_grad`` also the basis matrix's gradient, which the input gradient needs."""
     if not kind.startswith("kan-"):
         return None
     basis = kind.removeprefix("kan-").removesuffix("+compile")
     per_input = build_basis(basis, 2, **BASIS_OPTIONS[basis]).num_functions + 1  # + base
-    return 4 * (batch * fan_in * per_input + fan_out * fan_in * per_input)
+    matrices = 2 if input_grad else 1
+    return 4 * (matrices * batch * fan_in * per_input + fan_out * fan_in * per_input)
 
 
 def main() -> None:
@@ -136,7 +141,7 @@ def main() -> None:
                 worker_args = [kind, "--shapes", f"{batch}x{fan_in}x{fan_out}"]
                 worker_args += ["--input-grad"] if args.input_grad else []
                 peak = measure_in_subprocess(__file__, worker_args, args.env)
-            minimum = minimum_step_bytes(kind, batch, fan_in, fan_out)
+            minimum = minimum_step_bytes(kind, batch, fan_in, fan_out, args.input_grad)
             print(format_row(f"{batch}x{fan_in}->{fan_out}", kind, times, floor, peak, minimum))
 
 

@@ -117,7 +117,7 @@ def test_gram_polynomials_are_orthonormal_on_their_points():
     basis = GramBasis(1, degree=6, num_points=12, normalization="tanh").double()
     points = torch.linspace(-1, 1, 12, dtype=torch.float64)
     # the squashed inputs are the points themselves (tanh never reaches +-1 exactly)
-    values = torch.stack(basis._recurrence(points), dim=-1)
+    values = torch.stack(basis._terms(points), dim=-1)
     gram = values.T @ values / 12
     torch.testing.assert_close(gram, torch.eye(7, dtype=torch.float64), atol=1e-10, rtol=0)
 

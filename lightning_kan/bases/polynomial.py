@@ -51,7 +51,13 @@ def _check_normalization(normalization: str, in_features: int) -> str:
 
 
 class _ThreeTermBasis(Basis):
-    """Polynomials ``p_0 .. p_d`` of the squashed input from a three-term recurrence."""
+    """Polynomials ``p_0 .. p_d`` of the squashed input ``s`` from a three-term recurrence.
+
+    ``p_0 = 1``, ``p_1 = s``, ``p_{n+1} = a_n s p_n - b_n p_{n-1}``, then optionally each
+    ``p_n`` times ``scale_n``. Subclasses give the coefficients; this class evaluates
+    them differentiably (``forward``) and in place into the layer's buffer
+    (``expand_into``: no per-degree temporaries).
+    """
 
     def __init__(self, in_features: int, degree: int, normalization: str) -> None:
         super().__init__(in_features)
@@ -59,11 +65,33 @@ class _ThreeTermBasis(Basis):
         self.normalization = _check_normalization(normalization, in_features)
         self.num_functions = degree + 1
 
-    def _recurrence(self, s: torch.Tensor) -> list[torch.Tensor]:
+    def _coefficients(self) -> tuple[list[tuple[float, float]], list[float] | None]:
+        """``[(a_n, b_n) for n = 1 .. degree-1]`` and the per-degree scales (or None)."""
         raise NotImplementedError
 
+    def _terms(self, s: torch.Tensor) -> list[torch.Tensor]:
+        steps, scale = self._coefficients()
+        terms = [torch.ones_like(s), s]
+        for a, b in steps:
+            terms.append(a * s * terms[-1] - b * terms[-2])
+        if scale is not None:
+            terms = [term * factor for term, factor in zip(terms, scale, strict=True)]
+        return terms
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack(self._recurrence(_squash(x, self.normalization)), dim=-1)
+        return torch.stack(self._terms(_squash(x, self.normalization)), dim=-1)
+
+    def expand_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
+        s = _squash(x, self.normalization)
+        steps, scale = self._coefficients()
+        out[..., 0].fill_(1.0)
+        out[..., 1].copy_(s)
+        for n, (a, b) in enumerate(steps, start=1):
+            following = out[..., n + 1]
+            torch.mul(out[..., n], s, out=following)
+            following.mul_(a).sub_(out[..., n - 1], alpha=b)
+        if scale is not None:
+            out.mul_(torch.tensor(scale, dtype=out.dtype, device=out.device))
 
     def extra_repr(self) -> str:
         return (
@@ -82,11 +110,8 @@ class ChebyshevBasis(_ThreeTermBasis):
     def __init__(self, in_features: int, degree: int = 7, normalization: Normalization = "tanh"):
         super().__init__(in_features, degree, normalization)
 
-    def _recurrence(self, s: torch.Tensor) -> list[torch.Tensor]:
-        terms = [torch.ones_like(s), s]
-        for _ in range(2, self.degree + 1):
-            terms.append(2.0 * s * terms[-1] - terms[-2])
-        return terms
+    def _coefficients(self) -> tuple[list[tuple[float, float]], None]:
+        return [(2.0, 1.0)] * (self.degree - 1), None
 
 
 @register_basis("legendre")
@@ -100,11 +125,8 @@ class LegendreBasis(_ThreeTermBasis):
     def __init__(self, in_features: int, degree: int = 7, normalization: Normalization = "minmax"):
         super().__init__(in_features, degree, normalization)
 
-    def _recurrence(self, s: torch.Tensor) -> list[torch.Tensor]:
-        terms = [torch.ones_like(s), s]
-        for n in range(1, self.degree):
-            terms.append(((2 * n + 1) * s * terms[-1] - n * terms[-2]) / (n + 1))
-        return terms
+    def _coefficients(self) -> tuple[list[tuple[float, float]], None]:
+        return [((2 * n + 1) / (n + 1), n / (n + 1)) for n in range(1, self.degree)], None
 
 
 @register_basis("gram")
@@ -132,30 +154,23 @@ class GramBasis(_ThreeTermBasis):
             )
         self.num_points = num_points
 
-    def _recurrence(self, s: torch.Tensor) -> list[torch.Tensor]:
-        beta, scale = _gram_constants(self.degree, self.num_points, s.dtype, s.device)
-        return [term * scale[n] for n, term in enumerate(_monic_gram(s, beta))]
+    def _coefficients(self) -> tuple[list[tuple[float, float]], list[float]]:
+        return _gram_coefficients(self.degree, self.num_points)
 
 
 @cache
-def _gram_constants(
-    degree: int, num_points: int, dtype: torch.dtype, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Recurrence coefficients ``beta_n`` and ``1 / RMS(p_n)`` on the N points.
-
-    Computed in float64 and cached per dtype and device (buffers would be rounded by
-    ``module.float()`` and lose the orthogonality the family is chosen for).
-    """
-    n = torch.arange(1, degree, dtype=torch.float64)
-    beta = n**2 * (num_points**2 - n**2) / ((4 * n**2 - 1) * (num_points - 1) ** 2)
+def _gram_coefficients(
+    degree: int, num_points: int
+) -> tuple[list[tuple[float, float]], list[float]]:
+    """Recurrence steps ``(1, beta_n)`` and the scales ``1 / RMS(p_n)`` on the N points,
+    computed in float64 (Python floats, so ``module.float()`` cannot round them)."""
+    betas = [
+        n**2 * (num_points**2 - n**2) / ((4 * n**2 - 1) * (num_points - 1) ** 2)
+        for n in range(1, degree)
+    ]
     points = torch.linspace(-1.0, 1.0, num_points, dtype=torch.float64)
-    rms = torch.stack(_monic_gram(points, beta), dim=-1).pow(2).mean(0).sqrt()
-    return beta.to(dtype=dtype, device=device), (1.0 / rms).to(dtype=dtype, device=device)
-
-
-def _monic_gram(s: torch.Tensor, beta: torch.Tensor) -> list[torch.Tensor]:
-    """Monic Gram polynomials ``p_0 .. p_{len(beta)+1}`` at ``s``."""
-    terms = [torch.ones_like(s), s]
-    for n in range(1, beta.shape[0] + 1):
-        terms.append(s * terms[-1] - beta[n - 1] * terms[-2])
-    return terms
+    terms = [torch.ones_like(points), points]
+    for beta in betas:
+        terms.append(points * terms[-1] - beta * terms[-2])
+    rms = torch.stack(terms, dim=-1).pow(2).mean(0).sqrt()
+    return [(1.0, beta) for beta in betas], (1.0 / rms).tolist()

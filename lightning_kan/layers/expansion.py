@@ -17,7 +17,7 @@ backward is built from differentiable operations, so a double backward works
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 
 import torch
 
@@ -35,7 +35,7 @@ class _FusedExpansion(torch.autograd.Function):
         num_values = x.shape[-1] * basis.num_functions
         with torch.autocast(x.device.type, enabled=False):
             if compiled:
-                out = _compiled_expansion()(x, basis, activation)
+                out = _compiled_expansion(type(basis))(x, basis, activation)
             else:
                 out = x.new_zeros(*x.shape[:-1], num_values + (x.shape[-1] if activation else 0))
                 basis.expand_into(x, out[..., :num_values].unflatten(-1, (x.shape[-1], -1)))
@@ -68,9 +68,14 @@ def _plain_expansion(
     return torch.cat([values, activation.fn(x)], dim=-1)
 
 
-@lru_cache(maxsize=1)
-def _compiled_expansion() -> Callable[..., torch.Tensor]:
-    """``_plain_expansion`` under ``torch.compile``, built on first use only."""
+@cache
+def _compiled_expansion(basis_type: type) -> Callable[..., torch.Tensor]:
+    """``_plain_expansion`` under ``torch.compile``, one per basis class, built on first use.
+
+    Dynamo guards on the basis' class, so a single shared function would recompile at
+    every switch between families and hit its recompile limit in mixed models.
+    """
+    del basis_type  # the cache key only
     return torch.compile(_plain_expansion)
 
 
