@@ -18,14 +18,15 @@ __all__ = ["GaussianRBFBasis", "RSWAFBasis"]
 
 
 class _CenteredBasis(Basis):
-    """Shared set-up: centres ``(K,)`` on ``grid_range`` and a width ``h``."""
+    """Shared set-up: ``num_centers`` centres ``(K,)`` evenly on ``grid_range`` and a width
+    ``h`` (``width``; default: the centre spacing)."""
 
     def __init__(
         self,
         in_features: int,
-        num_centers: int,
-        grid_range: Sequence[float],
-        width: float | None,
+        num_centers: int = 8,
+        grid_range: Sequence[float] = (-2.0, 2.0),
+        width: float | None = None,
     ) -> None:
         super().__init__(in_features)
         _check_positive_int("num_centers", num_centers)
@@ -54,15 +55,6 @@ class _CenteredBasis(Basis):
 class GaussianRBFBasis(_CenteredBasis):
     """FastKAN's Gaussian RBF ``exp(-((x - u_i) / h)^2)``; 8 centres on [-2, 2] by default."""
 
-    def __init__(
-        self,
-        in_features: int,
-        num_centers: int = 8,
-        grid_range: Sequence[float] = (-2.0, 2.0),
-        width: float | None = None,
-    ) -> None:
-        super().__init__(in_features, num_centers, grid_range, width)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.exp(-self._scaled_distance(x).square())
 
@@ -73,15 +65,6 @@ class RSWAFBasis(_CenteredBasis):
 
     Unlike the reference implementation, ``h`` is applied inside the forward.
     """
-
-    def __init__(
-        self,
-        in_features: int,
-        num_centers: int = 8,
-        grid_range: Sequence[float] = (-2.0, 2.0),
-        width: float | None = None,
-    ) -> None:
-        super().__init__(in_features, num_centers, grid_range, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return 1.0 - torch.tanh(self._scaled_distance(x)).square()
