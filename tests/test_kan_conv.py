@@ -198,7 +198,10 @@ def test_conv_grid_refinement_is_exact_and_update_moves_knots():
             r"expects inputs of shape \(N, 4, H, W\) or \(4, H, W\), got \(2, 4, 5\)",
         ),
         (lambda: KANConv2d(4, 4, 3)(torch.randn(2, 3, 5, 5)), "got \\(2, 3, 5, 5\\)"),
-        (lambda: ConvKAN(norm="layer"), "norm must be 'batch', 'instance', 'group' or None"),
+        (
+            lambda: ConvKAN(in_channels=1, num_classes=10, norm="layer"),
+            "norm must be 'batch', 'instance', 'group' or None",
+        ),
         (lambda: ConvKAN.from_layout("resnet"), "unknown layout 'resnet'"),
     ],
 )
@@ -212,7 +215,10 @@ def test_metakan_layouts():
     widths = [block[0].out_channels for block in net.blocks]
     assert widths == [16, 32, 64, 128, 256, 256, 512, 512]
     assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
-    assert [b[0].out_channels for b in ConvKAN.from_layout("metakan-4").blocks] == [
+    assert [
+        b[0].out_channels
+        for b in ConvKAN.from_layout("metakan-4", in_channels=1, num_classes=10).blocks
+    ] == [
         32,
         64,
         128,

@@ -203,3 +203,11 @@ def test_compiled_expansion_matches_eager(name):
     grad_compiled = torch.autograd.grad(y_compiled.sum(), (x, compiled.weight))
     for got, want in zip(grad_compiled, grad_eager, strict=True):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(BASES))
+def test_nan_inputs_propagate_instead_of_crashing(name):
+    layer = KANLinear(3, 2, basis=name, basis_kwargs=BASES[name])
+    x = torch.tensor([[float("nan"), 0.1, 0.2], [0.3, 0.4, 0.5]])
+    y = layer(x)
+    assert torch.isnan(y[0]).all() and torch.isfinite(y[1]).all()

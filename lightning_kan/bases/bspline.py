@@ -128,7 +128,8 @@ class BSplineBasis(Basis):
         low = self.grid[:, k]
         if self._is_uniform:
             t = torch.clamp((x - low) / self._uniform_spacing(), 0, grid_size)
-            j = t.detach().floor().clamp_(max=grid_size - 1)
+            # NaN inputs must give NaN outputs, not an invalid index: sanitise the index only
+            j = t.detach().floor().nan_to_num_(0.0).clamp_(max=grid_size - 1)
             return j.long(), t - j
         x = torch.maximum(torch.minimum(x, self.grid[:, k + grid_size]), low)
         interior = self.grid[:, k + 1 : k + grid_size]

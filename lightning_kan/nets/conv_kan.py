@@ -45,8 +45,8 @@ class ConvKAN(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 1,
-        num_classes: int = 10,
+        in_channels: int | None = None,
+        num_classes: int | None = None,
         channels: Sequence[int] = (16, 32),
         kernel_size: int = 3,
         basis: str = "bspline",
@@ -60,6 +60,11 @@ class ConvKAN(nn.Module):
         compiled: bool = False,
     ) -> None:
         super().__init__()
+        if in_channels is None or num_classes is None:
+            raise ValueError(
+                f"ConvKAN needs in_channels and num_classes, got {in_channels!r} and "
+                f"{num_classes!r} (the CLI fills both in from the data module)"
+            )
         channels = list(channels)
         if not channels:
             raise ValueError("channels must list at least one block width, got []")

@@ -22,7 +22,11 @@ class KAN(nn.Module):
     """A Kolmogorov-Arnold network ``widths[0] -> widths[1] -> ... -> widths[-1]``.
 
     Args:
-        widths: layer widths, input first (at least two entries, all positive).
+        widths: layer widths, input first (at least two entries, all positive). When
+            ``in_features``/``out_features`` are given, ``widths`` lists only the
+            widths they leave out (the hidden ones): ``KAN([5], in_features=2,
+            out_features=1)`` is ``KAN([2, 5, 1])``. The CLI links both from the data
+            module, so configs list hidden widths only.
         basis: basis family name (or registered custom name) for every layer.
         basis_kwargs: options of that basis, e.g. ``{"grid_size": 5, "spline_order": 3}``.
         base_activation: base branch of every layer (see :class:`KANLinear`).
@@ -30,6 +34,7 @@ class KAN(nn.Module):
         norm: ``"layer"`` (FastKAN's LayerNorm) or ``"batch"`` normalisation of every
             hidden layer's input (between layers), or ``None``.
         spline_init_scale, compiled: see :class:`KANLinear`.
+        in_features, out_features: input and output widths, if not in ``widths``.
 
     Shapes: ``x (..., widths[0]) -> (..., widths[-1])``.
     """
@@ -44,9 +49,15 @@ class KAN(nn.Module):
         norm: Norm | None = None,
         spline_init_scale: float | None = None,
         compiled: bool = False,
+        in_features: int | None = None,
+        out_features: int | None = None,
     ) -> None:
         super().__init__()
         widths = list(widths)
+        if in_features is not None:
+            widths.insert(0, in_features)
+        if out_features is not None:
+            widths.append(out_features)
         if len(widths) < 2:
             raise ValueError(
                 f"widths must list at least an input and an output width, got {widths!r}"

@@ -1,0 +1,75 @@
+"""``GridUpdate``: move B-spline grids to the data during training, as pykan's fit does."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+__all__ = ["GridUpdate"]
+
+
+class GridUpdate(Callback):
+    """Every ``every_n_epochs`` epochs (not at epoch 0), until ``until_epoch``, call
+    ``module.net.update_grid(x)`` on ``num_samples`` training inputs.
+
+    All processes use rank 0's samples, so the grids stay identical under DDP. The
+    coefficients are refitted in place (same shapes), so optimizer state carries on.
+
+    Args:
+        every_n_epochs: update period in epochs.
+        until_epoch: last epoch that may update (None: no limit). pykan stops updating
+            before the end so the final epochs train on a fixed grid.
+        num_samples: training inputs used to place the knots.
+        margin, grid_eps: passed to ``update_grid``.
+    """
+
+    def __init__(
+        self,
+        every_n_epochs: int = 10,
+        until_epoch: int | None = None,
+        num_samples: int = 1024,
+        margin: float = 0.0,
+        grid_eps: float = 0.02,
+    ) -> None:
+        if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be a positive integer, got {every_n_epochs!r}")
+        if not isinstance(num_samples, int) or num_samples < 2:
+            raise ValueError(f"num_samples must be an integer >= 2, got {num_samples!r}")
+        self.every_n_epochs = every_n_epochs
+        self.until_epoch = until_epoch
+        self.num_samples = num_samples
+        self.margin = margin
+        self.grid_eps = grid_eps
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit" and not callable(
+            getattr(getattr(pl_module, "net", None), "update_grid", None)
+        ):
+            raise ValueError(
+                f"GridUpdate needs the module's network at `{type(pl_module).__name__}.net` to "
+                "have an update_grid(x) method (KAN has one); remove the callback for other nets"
+            )
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch
+        if epoch == 0 or epoch % self.every_n_epochs:
+            return
+        if self.until_epoch is not None and epoch > self.until_epoch:
+            return
+        samples = trainer.strategy.broadcast(self._collect_inputs(trainer), src=0)
+        pl_module.net.update_grid(
+            samples.to(pl_module.device), margin=self.margin, grid_eps=self.grid_eps
+        )
+
+    def _collect_inputs(self, trainer: L.Trainer) -> torch.Tensor:
+        if trainer.datamodule is None:
+            raise ValueError("GridUpdate reads training inputs from the trainer's datamodule")
+        batches, count = [], 0
+        for batch in trainer.datamodule.train_dataloader():
+            inputs = batch[0] if isinstance(batch, list | tuple) else batch
+            batches.append(inputs)
+            count += inputs.shape[0]
+            if count >= self.num_samples:
+                break
+        return torch.cat(batches)[: self.num_samples]

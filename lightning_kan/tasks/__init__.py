@@ -1,0 +1,14 @@
+"""LightningModules that train any network (KAN, ConvKAN, an MLP) on a task."""
+
+from lightning_kan.tasks.base import KANTask, NonFiniteLossError
+from lightning_kan.tasks.classification import ClassificationTask
+from lightning_kan.tasks.metrics import RelativeL2Error
+from lightning_kan.tasks.regression import RegressionTask
+
+__all__ = [
+    "ClassificationTask",
+    "KANTask",
+    "NonFiniteLossError",
+    "RegressionTask",
+    "RelativeL2Error",
+]

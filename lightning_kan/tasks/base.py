@@ -1,0 +1,129 @@
+"""``KANTask``: the LightningModule every lightning_kan task builds on.
+
+The network is a constructor argument (composition), so a config picks ``KAN``,
+``ConvKAN`` or any ``nn.Module``. Optimizer and scheduler are ``OptimizerCallable`` /
+``LRSchedulerCallable`` (LightningCLI builds them from the config); both are kept out
+of the saved hyper-parameters so checkpoints load with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+from torchmetrics import MetricCollection
+
+__all__ = ["KANTask", "NonFiniteLossError"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised when the training loss becomes NaN or infinite; training stops there."""
+
+
+def _given_by_cli() -> bool:
+    """True while LightningCLI instantiates the module: it then supplies the config
+    (plain dicts) as hyper-parameters instead of the instantiated objects."""
+    try:
+        from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+    except ImportError:  # pragma: no cover - older/newer Lightning layouts
+        return False
+    return _given_hyperparameters.get() is not None
+
+
+class KANTask(L.LightningModule):
+    """Shared training logic: loss, optional KAN regularisation, metrics per stage.
+
+    Args:
+        net: the network ``x -> prediction``.
+        optimizer: builds the optimizer from the parameters (default Adam, lr 1e-3).
+        lr_scheduler: optional, builds a scheduler from the optimizer; stepped per epoch
+            and, for ``ReduceLROnPlateau``, monitoring ``val/loss``.
+        regularization: weight of the network's ``regularization(x)`` (pykan's L1 +
+            entropy over edge magnitudes) added to the training loss; 0 disables it.
+
+    Subclasses set ``self.loss_fn`` and implement :meth:`make_metrics`.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        regularization: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if regularization < 0:
+            raise ValueError(f"regularization must be >= 0, got {regularization!r}")
+        if regularization > 0 and not hasattr(net, "regularization"):
+            raise ValueError(
+                f"regularization={regularization} needs a network with a regularization(x) "
+                f"method (KAN has one); {type(net).__name__} has none"
+            )
+        ignore = [] if _given_by_cli() else ["net", "optimizer", "lr_scheduler"]
+        self.save_hyperparameters(ignore=ignore)
+        self.net = net
+        self.optimizer = optimizer
+        self.lr_scheduler = lr_scheduler
+        self.regularization = regularization
+        self.loss_fn: nn.Module
+        # one collection per stage, held as attributes so Lightning moves and resets them
+        self.train_metrics = self.make_metrics().clone(prefix="train/")
+        self.val_metrics = self.make_metrics().clone(prefix="val/")
+        self.test_metrics = self.make_metrics().clone(prefix="test/")
+
+    def make_metrics(self) -> MetricCollection:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _shared_step(self, batch: Any, stage: str) -> torch.Tensor:
+        x, target = batch
+        prediction = self(x)
+        loss = self.loss_fn(prediction, target)
+        batch_size = x.shape[0]
+        self.log(
+            f"{stage}/loss", loss, prog_bar=True, batch_size=batch_size, sync_dist=stage != "train"
+        )
+        if stage == "train" and self.regularization > 0:
+            penalty = self.net.regularization(x)
+            self.log("train/regularization", penalty, batch_size=batch_size)
+            loss = loss + self.regularization * penalty
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics.update(prediction, target)
+        self.log_dict(metrics, batch_size=batch_size)
+        return loss
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        loss = self._shared_step(batch, "train")
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"the training loss became {loss.item()} at global step {self.global_step} "
+                f"(epoch {self.current_epoch}, batch {batch_idx}); training stopped and the "
+                "checkpoints written so far are kept. Lower the learning rate, enable "
+                "gradient clipping (trainer.gradient_clip_val) or check the data for NaN/inf."
+            )
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, list | tuple) else batch
+        return self(x)
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer(self.parameters())
+        if self.lr_scheduler is None:
+            return optimizer
+        scheduler = self.lr_scheduler(optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss", "interval": "epoch"},
+        }

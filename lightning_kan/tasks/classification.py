@@ -1,0 +1,46 @@
+"""``ClassificationTask``: cross-entropy with accuracy and macro F1."""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+__all__ = ["ClassificationTask"]
+
+from lightning_kan.tasks.base import KANTask
+
+
+class ClassificationTask(KANTask):
+    """Classify into ``num_classes``; the network returns logits ``(N, num_classes)``.
+
+    Logs ``{stage}/loss``, ``{stage}/accuracy`` and ``{stage}/f1`` (macro).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        num_classes: int | None = None,
+        label_smoothing: float = 0.0,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        regularization: float = 0.0,
+    ) -> None:
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(
+                f"num_classes must be an integer >= 2, got {num_classes!r} "
+                "(the CLI fills it in from the data module)"
+            )
+        self.num_classes = num_classes
+        super().__init__(net, optimizer, lr_scheduler, regularization)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+    def make_metrics(self) -> MetricCollection:
+        return MetricCollection(
+            {
+                "accuracy": MulticlassAccuracy(self.num_classes, average="micro"),
+                "f1": MulticlassF1Score(self.num_classes, average="macro"),
+            }
+        )
