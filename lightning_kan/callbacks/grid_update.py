@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import Callback
+
+from lightning_kan.callbacks.inputs import training_inputs
 
 __all__ = ["GridUpdate"]
 
@@ -57,19 +58,7 @@ class GridUpdate(Callback):
             return
         if self.until_epoch is not None and epoch > self.until_epoch:
             return
-        samples = trainer.strategy.broadcast(self._collect_inputs(trainer), src=0)
+        samples = training_inputs(trainer, self.num_samples, "GridUpdate")
         pl_module.net.update_grid(
             samples.to(pl_module.device), margin=self.margin, grid_eps=self.grid_eps
         )
-
-    def _collect_inputs(self, trainer: L.Trainer) -> torch.Tensor:
-        if trainer.datamodule is None:
-            raise ValueError("GridUpdate reads training inputs from the trainer's datamodule")
-        batches, count = [], 0
-        for batch in trainer.datamodule.train_dataloader():
-            inputs = batch[0] if isinstance(batch, list | tuple) else batch
-            batches.append(inputs)
-            count += inputs.shape[0]
-            if count >= self.num_samples:
-                break
-        return torch.cat(batches)[: self.num_samples]
