@@ -74,3 +74,24 @@ def test_plot_edge_functions_draws_every_shown_edge():
     figures = plot_edge_functions(KAN([3, 10, 1]), torch.rand(64, 3), max_edges=4)
     assert len(figures) == 2
     assert len(figures[0].axes) == 4 * 3 and len(figures[1].axes) == 1 * 4
+
+
+def test_existing_lightning_project_example_runs(tmp_path, monkeypatch):
+    """examples/existing_lightning_project.py: lightning_kan inside a plain Lightning project."""
+    import runpy
+    from pathlib import Path
+
+    pytest.importorskip("matplotlib")
+    monkeypatch.chdir(tmp_path)
+    example = Path(__file__).resolve().parents[1] / "examples/existing_lightning_project.py"
+    namespace = runpy.run_path(str(example))
+    trainer = L.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=CSVLogger(tmp_path, name="ex"),
+        callbacks=[GridUpdate(every_n_epochs=1), ActivationPlot(every_n_epochs=1)],
+        enable_progress_bar=False,
+    )
+    trainer.fit(namespace["DigitsModel"](), namespace["DigitsData"]())
+    assert trainer.callback_metrics["val/accuracy"] > 0.5
+    assert list((tmp_path / "ex/version_0/activations").glob("*.png"))

@@ -92,9 +92,7 @@ class KANTask(L.LightningModule):
             penalty = self.net.regularization(x)
             self.log("train/regularization", penalty, batch_size=batch_size)
             loss = loss + self.regularization * penalty
-        metrics = getattr(self, f"{stage}_metrics")
-        metrics.update(prediction, target)
-        self.log_dict(metrics, batch_size=batch_size)
+        getattr(self, f"{stage}_metrics").update(prediction, target)
         return loss
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
@@ -107,6 +105,25 @@ class KANTask(L.LightningModule):
                 "gradient clipping (trainer.gradient_clip_val) or check the data for NaN/inf."
             )
         return loss
+
+    def _log_epoch_metrics(self, stage: str) -> None:
+        """Compute (synchronised across processes by torchmetrics), log and reset.
+
+        Metrics are updated every step but computed once per epoch: going through
+        ``self.log`` with metric objects every step costs more than a small KAN's step.
+        """
+        metrics = getattr(self, f"{stage}_metrics")
+        self.log_dict(metrics.compute())
+        metrics.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_metrics("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics("test")
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._shared_step(batch, "val")
