@@ -24,7 +24,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from lightning_kan.tasks import KANTask
 
-__all__ = ["KANCLI", "main"]
+__all__ = ["KANCLI", "build_cli", "main"]
 
 #: network/task argument -> data module attribute that defines it
 SIZE_SOURCES = {
@@ -97,17 +97,24 @@ def _fill_sizes(section: Namespace, name: str, data: Any) -> None:
             )
 
 
-def main(args: list[str] | None = None) -> None:
-    """Entry point of the ``lightning_kan`` console script."""
-    KANCLI(
+def build_cli(args: list[str] | None = None, run: bool = True) -> KANCLI:
+    """The CLI over lightning_kan's tasks and any data module; ``run=False`` only builds
+    the trainer, model and data module (for scripts that drive them)."""
+    return KANCLI(
         KANTask,
         L.LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
         args=args,
+        run=run,
         auto_configure_optimizers=False,
     )
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of the ``lightning_kan`` console script."""
+    build_cli(args)
 
 
 if __name__ == "__main__":

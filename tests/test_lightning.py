@@ -193,6 +193,10 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_checkpoint(tmp_
         (["--trainer.max_epochs=many"], "max_epochs"),
         (["--data.init_args.equation=I.99.99"], "unknown equation 'I.99.99'"),
         (["--model.init_args.net.init_args.basis=fourier"], "unknown basis 'fourier'"),
+        (
+            ["--model.init_args.net.init_args.in_features=3"],
+            "model.net.in_features=3 but the data module gives num_features=2",
+        ),
     ],
 )
 def test_bad_configs_exit_with_a_message_naming_the_field(overrides, expected, tmp_path):
