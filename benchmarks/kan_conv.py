@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from common import HEADER, Case, format_row, measure_in_subprocess, peak_step_bytes, time_case
 from torch import nn
 
+from lightning_kan.cpu import reuse_large_allocations
 from lightning_kan.layers import KANConv2d
 
 K = 8
@@ -51,8 +52,15 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="add a compiled=True row")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument(
+        "--reuse-allocations",
+        action="store_true",
+        help="lightning_kan.cpu.reuse_large_allocations() (also in subprocesses)",
+    )
     parser.add_argument("--memory-worker", metavar="KIND", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.reuse_allocations:
+        reuse_large_allocations()
     batch, channels_in, channels_out, size = (int(n) for n in args.shape.split("x"))
 
     if args.memory_worker:
@@ -72,7 +80,9 @@ def main() -> None:
         floor = floor or times
         peak = None
         if not args.no_memory:
-            peak = measure_in_subprocess(__file__, [kind, "--shape", args.shape], args.env)
+            worker_args = [kind, "--shape", args.shape]
+            worker_args += ["--reuse-allocations"] if args.reuse_allocations else []
+            peak = measure_in_subprocess(__file__, worker_args, args.env)
         minimum = None
         if kind.startswith("kan-"):
             expanded = batch * channels_in * (K + 1) * size * size

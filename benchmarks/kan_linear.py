@@ -32,6 +32,7 @@ from torch import nn
 
 from lightning_kan import KANLinear
 from lightning_kan.bases import build_basis
+from lightning_kan.cpu import reuse_large_allocations
 
 BASIS_OPTIONS = {
     "bspline": {"grid_size": 5, "spline_order": 3},
@@ -109,8 +110,15 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="environment for the memory subprocesses (repeatable)",
     )
+    parser.add_argument(
+        "--reuse-allocations",
+        action="store_true",
+        help="lightning_kan.cpu.reuse_large_allocations() (also in subprocesses)",
+    )
     parser.add_argument("--memory-worker", metavar="KIND", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.reuse_allocations:
+        reuse_large_allocations()
     shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.shapes.split(",")]
 
     if args.memory_worker:
@@ -140,6 +148,7 @@ def main() -> None:
             if not args.no_memory:
                 worker_args = [kind, "--shapes", f"{batch}x{fan_in}x{fan_out}"]
                 worker_args += ["--input-grad"] if args.input_grad else []
+                worker_args += ["--reuse-allocations"] if args.reuse_allocations else []
                 peak = measure_in_subprocess(__file__, worker_args, args.env)
             minimum = minimum_step_bytes(kind, batch, fan_in, fan_out, args.input_grad)
             print(format_row(f"{batch}x{fan_in}->{fan_out}", kind, times, floor, peak, minimum))
