@@ -71,11 +71,16 @@ def _import(class_path: str) -> Any:
     return getattr(__import__(module_name, fromlist=[name]), name)
 
 
-def _instantiate(section: Namespace | None) -> Any:
+def _instantiate(section: Namespace | dict | None) -> Any:
+    """Build ``{class_path, init_args}`` (nested ones too) to read the data's sizes."""
     if section is None:
         return None
-    init_args = section.get("init_args") or Namespace()
-    return _import(section.class_path)(**init_args.as_dict())
+    spec = section.as_dict() if isinstance(section, Namespace) else section
+    init_args = {
+        name: _instantiate(value) if isinstance(value, dict) and "class_path" in value else value
+        for name, value in (spec.get("init_args") or {}).items()
+    }
+    return _import(spec["class_path"])(**init_args)
 
 
 def _fill_sizes(section: Namespace, name: str, data: Any) -> None:
@@ -97,9 +102,10 @@ def _fill_sizes(section: Namespace, name: str, data: Any) -> None:
             )
 
 
-def build_cli(args: list[str] | None = None, run: bool = True) -> KANCLI:
-    """The CLI over lightning_kan's tasks and any data module; ``run=False`` only builds
-    the trainer, model and data module (for scripts that drive them)."""
+def build_cli(args: list[str] | dict[str, Any] | None = None, run: bool = True) -> KANCLI:
+    """The CLI over lightning_kan's tasks and any data module; ``args`` as on the command
+    line or a config dict. ``run=False`` only builds the trainer, model and data module
+    (for scripts that drive them)."""
     return KANCLI(
         KANTask,
         L.LightningDataModule,

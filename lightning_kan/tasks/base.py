@@ -114,7 +114,10 @@ class KANTask(L.LightningModule):
         """
         metrics = getattr(self, f"{stage}_metrics")
         self.log_dict(metrics.compute())
-        metrics.reset()
+        # validate/test run under inference mode: states reset there would be inference
+        # tensors that a later fit could not update in place
+        with torch.inference_mode(False):
+            metrics.reset()
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_metrics("train")

@@ -1,0 +1,243 @@
+"""PDE problems with exact (manufactured where needed) solutions, for physics-informed KANs.
+
+A problem knows its domain (a box), its residual operator (written with autograd, so a
+network's second derivatives flow through KAN layers), its boundary / initial data and
+its exact solution, so errors are measured, not guessed. Each has one parameter that
+defines a family of related problems (LoTRA fine-tunes across it).
+
+Points are ``x (N, d)``; time-dependent problems use the last column as ``t``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+__all__ = ["Burgers", "Elliptic", "Helmholtz", "PDEProblem", "SteadyAllenCahn", "TimeAllenCahn"]
+
+Field = Callable[[torch.Tensor], torch.Tensor]
+PI = math.pi
+
+
+def gradient(u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``du/dx (N, d)`` of ``u (N, 1)``, differentiable again (``create_graph``)."""
+    (grad,) = torch.autograd.grad(u.sum(), x, create_graph=True)
+    return grad
+
+
+def second_derivative(grad: torch.Tensor, x: torch.Tensor, dim: int) -> torch.Tensor:
+    """``d^2 u / dx_dim^2 (N, 1)`` from the first derivatives ``grad (N, d)``."""
+    return gradient(grad[:, dim : dim + 1], x)[:, dim : dim + 1]
+
+
+class PDEProblem:
+    """Base class: ``residual(u_fn, x)``, ``exact(x)``, boundary sampling, a test grid."""
+
+    #: (low, high) per coordinate
+    bounds: tuple[tuple[float, float], ...]
+    #: coordinates that are time (their lower face is an initial condition, upper is free)
+    time_dims: tuple[int, ...] = ()
+
+    @property
+    def dim(self) -> int:
+        return len(self.bounds)
+
+    def exact(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def residual(self, u_fn: Field, x: torch.Tensor) -> torch.Tensor:
+        """PDE residual ``(N, 1)`` of the field ``u_fn`` at interior points ``x``."""
+        raise NotImplementedError
+
+    def boundary_values(self, x: torch.Tensor) -> torch.Tensor:
+        """Dirichlet / initial data on the boundary: the exact solution there."""
+        return self.exact(x)
+
+    def sample_interior(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        low, high = self._box()
+        return low + (high - low) * torch.rand(count, self.dim, generator=generator)
+
+    def sample_boundary(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        """Uniform points on the faces that carry data (all faces but the final time)."""
+        low, high = self._box()
+        points = low + (high - low) * torch.rand(count, self.dim, generator=generator)
+        faces = [
+            (d, side)
+            for d in range(self.dim)
+            for side in (0, 1)
+            if not (d in self.time_dims and side == 1)
+        ]
+        choice = torch.randint(len(faces), (count,), generator=generator)
+        for index, (d, side) in enumerate(faces):
+            mask = choice == index
+            points[mask, d] = (high if side else low)[d]
+        return points
+
+    def test_grid(self, points_per_dim: int = 101) -> torch.Tensor:
+        """A uniform tensor grid over the domain, ``(points_per_dim ** d, d)``."""
+        axes = [
+            torch.linspace(lo, hi, points_per_dim, dtype=torch.float64) for lo, hi in self.bounds
+        ]
+        return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, self.dim)
+
+    def _box(self) -> tuple[torch.Tensor, torch.Tensor]:
+        low = torch.tensor([lo for lo, _ in self.bounds])
+        high = torch.tensor([hi for _, hi in self.bounds])
+        return low, high
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def extra_repr(self) -> str:
+        return ""
+
+
+class Elliptic(PDEProblem):
+    """``-div(a grad u) = f`` on ``[0, 1]^2``, ``a = 1 + p x y``, ``u = sin(pi x) sin(pi y)``.
+
+    ``f = 2 pi^2 a u - p pi (y cos(pi x) sin(pi y) + x sin(pi x) cos(pi y))``; zero
+    Dirichlet data. Family parameter: ``p`` (the coefficient's variation, ``p > -1``).
+    """
+
+    bounds = ((0.0, 1.0), (0.0, 1.0))
+
+    def __init__(self, p: float = 1.0) -> None:
+        if not p > -1:
+            raise ValueError(f"p must be > -1 so that a = 1 + p x y stays positive, got {p!r}")
+        self.p = float(p)
+
+    def exact(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(PI * x[:, :1]) * torch.sin(PI * x[:, 1:2])
+
+    def source(self, x: torch.Tensor) -> torch.Tensor:
+        X, Y = x[:, :1], x[:, 1:2]
+        a = 1 + self.p * X * Y
+        u = torch.sin(PI * X) * torch.sin(PI * Y)
+        cross = Y * torch.cos(PI * X) * torch.sin(PI * Y) + X * torch.sin(PI * X) * torch.cos(
+            PI * Y
+        )
+        return 2 * PI**2 * a * u - self.p * PI * cross
+
+    def residual(self, u_fn: Field, x: torch.Tensor) -> torch.Tensor:
+        u = u_fn(x)
+        grad = gradient(u, x)
+        a = 1 + self.p * x[:, :1] * x[:, 1:2]
+        flux = a * grad  # a grad u
+        divergence = sum(gradient(flux[:, d : d + 1], x)[:, d : d + 1] for d in range(2))
+        return -divergence - self.source(x)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Helmholtz(PDEProblem):
+    """``lap u + k^2 u = f`` on ``[-1, 1]^2`` with ``u = sin(a1 pi x) sin(a2 pi y)``.
+
+    ``f = (k^2 - (a1^2 + a2^2) pi^2) u``; Dirichlet data from ``u``. Family: the
+    frequencies ``(a1, a2)``.
+    """
+
+    bounds = ((-1.0, 1.0), (-1.0, 1.0))
+
+    def __init__(self, a1: float = 1.0, a2: float = 4.0, k: float = 1.0) -> None:
+        self.a1, self.a2, self.k = float(a1), float(a2), float(k)
+
+    def exact(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.a1 * PI * x[:, :1]) * torch.sin(self.a2 * PI * x[:, 1:2])
+
+    def residual(self, u_fn: Field, x: torch.Tensor) -> torch.Tensor:
+        u = u_fn(x)
+        grad = gradient(u, x)
+        laplacian = second_derivative(grad, x, 0) + second_derivative(grad, x, 1)
+        source = (self.k**2 - (self.a1**2 + self.a2**2) * PI**2) * self.exact(x)
+        return laplacian + self.k**2 * u - source
+
+    def extra_repr(self) -> str:
+        return f"a1={self.a1}, a2={self.a2}, k={self.k}"
+
+
+class SteadyAllenCahn(PDEProblem):
+    """``eps^2 lap u + u - u^3 = f`` on ``[-1, 1]^2``, ``u = sin(pi x) sin(pi y)``.
+
+    ``f = -2 pi^2 eps^2 u + u - u^3``; zero Dirichlet data. Family: ``eps``.
+    """
+
+    bounds = ((-1.0, 1.0), (-1.0, 1.0))
+
+    def __init__(self, eps: float = 0.1) -> None:
+        if not eps > 0:
+            raise ValueError(f"eps must be positive, got {eps!r}")
+        self.eps = float(eps)
+
+    def exact(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(PI * x[:, :1]) * torch.sin(PI * x[:, 1:2])
+
+    def residual(self, u_fn: Field, x: torch.Tensor) -> torch.Tensor:
+        u = u_fn(x)
+        grad = gradient(u, x)
+        laplacian = second_derivative(grad, x, 0) + second_derivative(grad, x, 1)
+        exact = self.exact(x)
+        source = -2 * PI**2 * self.eps**2 * exact + exact - exact**3
+        return self.eps**2 * laplacian + u - u**3 - source
+
+    def extra_repr(self) -> str:
+        return f"eps={self.eps}"
+
+
+class TimeAllenCahn(PDEProblem):
+    """``u_t = eps^2 u_xx + u - u^3 + f`` on ``x in [-1, 1], t in [0, 1]``.
+
+    Manufactured ``u = exp(-t) sin(pi x)``: ``f = (eps^2 pi^2 - 2) u + u^3``. Initial and
+    boundary data from ``u``. Family: ``eps``. Columns: ``(x, t)``.
+    """
+
+    bounds = ((-1.0, 1.0), (0.0, 1.0))
+    time_dims = (1,)
+
+    def __init__(self, eps: float = 0.1) -> None:
+        if not eps > 0:
+            raise ValueError(f"eps must be positive, got {eps!r}")
+        self.eps = float(eps)
+
+    def exact(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-x[:, 1:2]) * torch.sin(PI * x[:, :1])
+
+    def residual(self, u_fn: Field, x: torch.Tensor) -> torch.Tensor:
+        u = u_fn(x)
+        grad = gradient(u, x)
+        u_xx = second_derivative(grad, x, 0)
+        exact = self.exact(x)
+        source = (self.eps**2 * PI**2 - 2) * exact + exact**3
+        return grad[:, 1:2] - self.eps**2 * u_xx - u + u**3 - source
+
+    def extra_repr(self) -> str:
+        return f"eps={self.eps}"
+
+
+class Burgers(PDEProblem):
+    """Viscous Burgers ``u_t + u u_x = nu u_xx`` on ``x in [-1, 1], t in [0, 1]``.
+
+    Exact travelling wave ``u = 1/2 - 1/2 tanh((x - t/2) / (4 nu))`` (the viscous shock
+    between states 1 and 0, speed 1/2). Initial and boundary data from it. Family: ``nu``.
+    """
+
+    bounds = ((-1.0, 1.0), (0.0, 1.0))
+    time_dims = (1,)
+
+    def __init__(self, nu: float = 0.05) -> None:
+        if not nu > 0:
+            raise ValueError(f"nu must be positive, got {nu!r}")
+        self.nu = float(nu)
+
+    def exact(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 - 0.5 * torch.tanh((x[:, :1] - 0.5 * x[:, 1:2]) / (4 * self.nu))
+
+    def residual(self, u_fn: Field, x: torch.Tensor) -> torch.Tensor:
+        u = u_fn(x)
+        grad = gradient(u, x)
+        return grad[:, 1:2] + u * grad[:, :1] - self.nu * second_derivative(grad, x, 0)
+
+    def extra_repr(self) -> str:
+        return f"nu={self.nu}"

@@ -1,0 +1,81 @@
+"""``PINNTask``: physics-informed training of a network on a :class:`PDEProblem`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import grad_norm
+from torch import nn
+from torchmetrics import MeanSquaredError, MetricCollection
+
+from lightning_kan.pde.problems import PDEProblem
+from lightning_kan.tasks.base import KANTask
+from lightning_kan.tasks.metrics import RelativeL2Error
+
+__all__ = ["PINNTask"]
+
+
+class PINNTask(KANTask):
+    """Minimise ``mean(residual^2) + boundary_weight * mean((u - g)^2)``.
+
+    The residual is the problem's operator applied to the network with autograd (second
+    derivatives through the KAN layers); ``g`` is the boundary / initial data. Validation
+    and test compare the network with the exact solution on the problem's test grid:
+    ``{val,test}/rel_l2`` (the main metric) and ``{val,test}/mse``. The gradient's L2 norm
+    is logged as ``train/grad_norm``.
+
+    The problem comes from the data module (``PDEDataModule.problem``), so a config names
+    it once; pass ``problem`` to use the task without one.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        boundary_weight: float = 10.0,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        problem: PDEProblem | None = None,
+    ) -> None:
+        if not boundary_weight >= 0:
+            raise ValueError(f"boundary_weight must be >= 0, got {boundary_weight!r}")
+        super().__init__(net, optimizer, lr_scheduler)
+        self.loss_fn = nn.MSELoss()  # validation/test: against the exact solution
+        self.boundary_weight = boundary_weight
+        self.problem = problem
+
+    def make_metrics(self) -> MetricCollection:
+        return MetricCollection({"mse": MeanSquaredError(), "rel_l2": RelativeL2Error()})
+
+    def setup(self, stage: str) -> None:
+        if self.problem is None:
+            datamodule = getattr(self.trainer, "datamodule", None)
+            self.problem = getattr(datamodule, "problem", None)
+        if self.problem is None:
+            raise ValueError(
+                "PINNTask needs a PDE problem: use a PDEDataModule or pass problem=..."
+            )
+
+    def _shared_step(self, batch: Any, stage: str) -> torch.Tensor:
+        if stage != "train":
+            return super()._shared_step(batch, stage)
+        interior = batch["interior"].requires_grad_(True)
+        with torch.enable_grad():
+            residual = self.problem.residual(self.net, interior)
+        boundary = batch["boundary"]
+        residual_loss = residual.square().mean()
+        boundary_loss = F.mse_loss(self.net(boundary), self.problem.boundary_values(boundary))
+        loss = residual_loss + self.boundary_weight * boundary_loss
+        size = interior.shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log("train/residual", residual_loss, batch_size=size)
+        self.log("train/boundary", boundary_loss, batch_size=size)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        """Training has no exact-solution metrics (validation measures them)."""
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        self.log("train/grad_norm", grad_norm(self.net, norm_type=2)["grad_2.0_norm_total"])
