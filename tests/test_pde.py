@@ -125,3 +125,80 @@ def test_cli_pde_fit_then_plot_example(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["pde_plot.py", str(run), "--points", "21"])
     runpy.run_path(str(root / "examples/pde_plot.py"), run_name="__main__")
     assert (run / "solution.png").stat().st_size > 10_000
+
+
+def _lbfgs_run(tmp_path, max_epochs: int, callbacks=(), **fit_kwargs) -> tuple[PINNTask, L.Trainer]:
+    """A tiny elliptic PINN: Adam (lr halved per epoch), the last 2 epochs L-BFGS."""
+    torch.manual_seed(0)
+    data = PDEDataModule(
+        Elliptic(p=1.0),
+        num_interior=128,
+        num_boundary=64,
+        steps_per_epoch=2,
+        test_points_per_dim=11,
+    )
+    net = KAN([2, 4, 1], basis="chebyshev", basis_kwargs={"degree": 3})
+    task = PINNTask(
+        net,
+        optimizer=lambda params: torch.optim.Adam(params, lr=1e-2),
+        lr_scheduler=lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5),
+        lbfgs_epochs=2,
+        lbfgs_max_iter=5,
+    )
+    trainer = L.Trainer(
+        max_epochs=max_epochs,
+        accelerator="cpu",
+        logger=False,
+        default_root_dir=tmp_path,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=list(callbacks),
+    )
+    trainer.fit(task, data, **fit_kwargs)
+    return task, trainer
+
+
+def test_lbfgs_after_adam_lowers_the_loss_and_resumes(tmp_path):
+    import copy
+
+    from lightning.pytorch.callbacks import LambdaCallback, ModelCheckpoint
+
+    nets = {}  # the network at the start of each epoch
+    snapshot = LambdaCallback(
+        on_train_epoch_start=lambda trainer, task: nets.setdefault(
+            trainer.current_epoch, copy.deepcopy(task.net)
+        )
+    )
+    every_epoch = ModelCheckpoint(tmp_path / "checkpoints", save_top_k=-1, every_n_epochs=1)
+    task, trainer = _lbfgs_run(tmp_path / "a", max_epochs=4, callbacks=[snapshot, every_epoch])
+    adam, lbfgs = task.optimizers()
+    assert adam.param_groups[0]["lr"] == pytest.approx(1e-2 * 0.5**2)  # stepped per Adam epoch
+    assert lbfgs.state_dict()["state"][0]["n_iter"] > 5  # L-BFGS ran from epoch 2 on
+    assert "train/grad_norm" in trainer.callback_metrics
+    batch = task._lbfgs_batch
+
+    def loss_on_fixed_batch(net: torch.nn.Module) -> float:
+        x = batch["interior"].clone().requires_grad_(True)
+        residual = task.problem.residual(net, x).square().mean()
+        boundary = net(batch["boundary"]) - task.problem.boundary_values(batch["boundary"])
+        return (residual + task.boundary_weight * boundary.square().mean()).item()
+
+    # 2 Adam epochs leave the loss > 100; 20 L-BFGS steps bring it down by 10x or more
+    assert loss_on_fixed_batch(task.net) < 0.1 * loss_on_fixed_batch(nets[2])
+
+    # resuming from the checkpoint written after the first L-BFGS epoch ends the same
+    (checkpoint,) = (tmp_path / "checkpoints").glob("epoch=2-*.ckpt")
+    assert "pinn_lbfgs_batch" in torch.load(checkpoint, weights_only=True)
+    resumed, _ = _lbfgs_run(tmp_path / "b", max_epochs=4, ckpt_path=str(checkpoint))
+    torch.testing.assert_close(resumed._lbfgs_batch["interior"], batch["interior"])
+    for name, value in task.net.state_dict().items():
+        torch.testing.assert_close(resumed.net.state_dict()[name], value, rtol=1e-4, atol=1e-5)
+
+
+def test_lbfgs_epochs_must_fit_in_max_epochs(tmp_path):
+    with pytest.raises(ValueError, match=r"lbfgs_epochs=2 .*max_epochs, which is 1"):
+        _lbfgs_run(tmp_path, max_epochs=1)
+    with pytest.raises(ValueError, match="lbfgs_epochs must be an integer >= 0, got -1"):
+        PINNTask(KAN([2, 1]), lbfgs_epochs=-1)

@@ -29,6 +29,16 @@ class PINNTask(KANTask):
 
     The problem comes from the data module (``PDEDataModule.problem``), so a config names
     it once; pass ``problem`` to use the task without one.
+
+    L-BFGS after Adam: with ``lbfgs_epochs > 0`` the last ``lbfgs_epochs`` epochs of
+    ``trainer.max_epochs`` run ``torch.optim.LBFGS`` (strong-Wolfe line search, up to
+    ``lbfgs_max_iter`` iterations per training step) on one fixed batch: the first batch
+    of that phase, kept in checkpoints so a resumed run continues on the same points.
+    The task then uses Lightning's manual optimisation (``trainer.gradient_clip_val``
+    is not supported there); the scheduler still steps once per Adam epoch, the
+    gradient norm is logged at every closure evaluation and a non-finite loss stops
+    training as in :class:`KANTask`. ``configure_optimizers`` returns
+    ``[adam, lbfgs]`` and the scheduler, so both optimizers' states resume.
     """
 
     def __init__(
@@ -38,13 +48,24 @@ class PINNTask(KANTask):
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         problem: PDEProblem | None = None,
+        lbfgs_epochs: int = 0,
+        lbfgs_max_iter: int = 20,
     ) -> None:
         if not boundary_weight >= 0:
             raise ValueError(f"boundary_weight must be >= 0, got {boundary_weight!r}")
+        for name, value, low in [
+            ("lbfgs_epochs", lbfgs_epochs, 0),
+            ("lbfgs_max_iter", lbfgs_max_iter, 1),
+        ]:
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         super().__init__(net, optimizer, lr_scheduler)
         self.loss_fn = nn.MSELoss()  # validation/test: against the exact solution
         self.boundary_weight = boundary_weight
         self.problem = problem
+        self.lbfgs_epochs, self.lbfgs_max_iter = lbfgs_epochs, lbfgs_max_iter
+        self.automatic_optimization = lbfgs_epochs == 0
+        self._lbfgs_batch: dict[str, torch.Tensor] | None = None  # L-BFGS' fixed points
 
     def make_metrics(self) -> MetricCollection:
         return MetricCollection({"mse": MeanSquaredError(), "rel_l2": RelativeL2Error()})
@@ -56,6 +77,12 @@ class PINNTask(KANTask):
         if self.problem is None:
             raise ValueError(
                 "PINNTask needs a PDE problem: use a PDEDataModule or pass problem=..."
+            )
+        max_epochs = self.trainer.max_epochs
+        if stage == "fit" and self.lbfgs_epochs and not 0 < self.lbfgs_epochs <= max_epochs:
+            raise ValueError(
+                f"lbfgs_epochs={self.lbfgs_epochs} are the last epochs of trainer.max_epochs, "
+                f"which is {max_epochs}: set max_epochs to a finite value >= lbfgs_epochs"
             )
 
     def _shared_step(self, batch: Any, stage: str) -> torch.Tensor:
@@ -74,8 +101,71 @@ class PINNTask(KANTask):
         self.log("train/boundary", boundary_loss, batch_size=size)
         return loss
 
+    def _in_lbfgs_phase(self) -> bool:
+        return bool(self.lbfgs_epochs) and (
+            self.current_epoch >= self.trainer.max_epochs - self.lbfgs_epochs
+        )
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        if self.automatic_optimization:
+            return super().training_step(batch, batch_idx)
+        adam, lbfgs = self.optimizers()
+        if not self._in_lbfgs_phase():
+            loss = super().training_step(batch, batch_idx)
+            adam.zero_grad()
+            self.manual_backward(loss)
+            adam.step()
+            return loss.detach()
+        if self._lbfgs_batch is None:
+            self._lbfgs_batch = {key: value.detach().clone() for key, value in batch.items()}
+        fixed = {key: value.to(self.device) for key, value in self._lbfgs_batch.items()}
+
+        def closure() -> torch.Tensor:
+            loss = super(PINNTask, self).training_step(fixed, batch_idx)
+            lbfgs.zero_grad()
+            self.manual_backward(loss)
+            return loss
+
+        return lbfgs.step(closure=closure).detach()
+
+    def configure_optimizers(self) -> Any:
+        """Adam (and its scheduler) as in :class:`KANTask`; with ``lbfgs_epochs`` also L-BFGS."""
+        config = super().configure_optimizers()
+        if not self.lbfgs_epochs:
+            return config
+        lbfgs = torch.optim.LBFGS(
+            self.parameters(),
+            lr=1.0,
+            max_iter=self.lbfgs_max_iter,
+            history_size=50,
+            line_search_fn="strong_wolfe",
+        )
+        if isinstance(config, dict):  # manual optimisation: on_train_epoch_end steps it
+            scheduler = config["lr_scheduler"]["scheduler"]
+            return [config["optimizer"], lbfgs], [scheduler]
+        return [config, lbfgs]
+
     def on_train_epoch_end(self) -> None:
-        """Training has no exact-solution metrics (validation measures them)."""
+        """Step the scheduler per Adam epoch under manual optimisation.
+
+        Training has no exact-solution metrics (validation measures them).
+        """
+        scheduler = None if self.automatic_optimization else self.lr_schedulers()
+        if scheduler is None or self._in_lbfgs_phase():
+            return
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            monitored = self.trainer.callback_metrics.get("val/loss")
+            if monitored is not None:
+                scheduler.step(monitored)
+        else:
+            scheduler.step()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self._lbfgs_batch is not None:
+            checkpoint["pinn_lbfgs_batch"] = self._lbfgs_batch
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._lbfgs_batch = checkpoint.get("pinn_lbfgs_batch")
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         self.log("train/grad_norm", grad_norm(self.net, norm_type=2)["grad_2.0_norm_total"])

@@ -97,6 +97,11 @@ class KANTask(L.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss = self._shared_step(batch, "train")
+        self._check_finite(loss, batch_idx)
+        return loss
+
+    def _check_finite(self, loss: torch.Tensor, batch_idx: int) -> None:
+        """Raise :class:`NonFiniteLossError` if ``loss`` is NaN or infinite."""
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"the training loss became {loss.item()} at global step {self.global_step} "
@@ -104,7 +109,6 @@ class KANTask(L.LightningModule):
                 "checkpoints written so far are kept. Lower the learning rate, enable "
                 "gradient clipping (trainer.gradient_clip_val) or check the data for NaN/inf."
             )
-        return loss
 
     def _log_epoch_metrics(self, stage: str) -> None:
         """Compute (synchronised across processes by torchmetrics), log and reset.
