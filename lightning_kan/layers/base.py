@@ -51,13 +51,13 @@ class KANLayer(SplineGridMixin, nn.Module):
         self.compiled = compiled
         self.basis = build_basis(basis, in_features, **(basis_kwargs or {}))
         self.activation = resolve_activation(base_activation)
-        self.weight = nn.Parameter(
-            torch.empty(out_features, group_inputs, self.basis.num_functions, *kernel_size)
+        self.coefficient_shape = (
+            out_features,
+            group_inputs,
+            self.basis.num_functions,
+            *kernel_size,
         )
-        if self.activation is not None:
-            self.base_weight = nn.Parameter(torch.empty(out_features, group_inputs, *kernel_size))
-        else:
-            self.register_parameter("base_weight", None)
+        self._build_coefficients()
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
         if spline_init_scale is None:
             spline_init_scale = 0.1 if self.activation is not None else 1.0
@@ -69,6 +69,26 @@ class KANLayer(SplineGridMixin, nn.Module):
         """K, the number of basis functions per input."""
         return self.basis.num_functions
 
+    def _build_coefficients(self) -> None:
+        """Register ``weight`` and ``base_weight`` (``None`` without a base branch).
+
+        Parameterised layers (Slim KAN, MetaKAN) override this to register their own
+        parameters and expose ``weight``/``base_weight`` as computed properties.
+        """
+        out_features, group_inputs, num_functions, *kernel_size = self.coefficient_shape
+        self.weight = nn.Parameter(
+            torch.empty(out_features, group_inputs, num_functions, *kernel_size)
+        )
+        if self.activation is not None:
+            self.base_weight = nn.Parameter(torch.empty(out_features, group_inputs, *kernel_size))
+        else:
+            self.register_parameter("base_weight", None)
+
+    def _coefficients(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(weight (O, I, K, *kernel), base_weight (O, I, *kernel) or None)`` for one
+        forward; read once per call so a parametrisation or generator runs once."""
+        return self.weight, self.base_weight
+
     def reset_parameters(self) -> None:
         """Initialise like an ``nn.Linear``/``nn.Conv`` base branch plus small spline noise.
 
@@ -79,10 +99,14 @@ class KANLayer(SplineGridMixin, nn.Module):
         ``b`` (efficient-kan's recipe, which trains out of the box); without one the
         splines carry an O(1) signal from the start.
         """
-        fan_in = math.prod(self.weight.shape[1:])
+        fan_in = math.prod(self.coefficient_shape[1:])
         bound = self.spline_init_scale * math.sqrt(3.0 / fan_in)
-        nn.init.uniform_(self.weight, -bound, bound)
+        self._reset_coefficients(bound)
         if self.base_weight is not None:
             nn.init.kaiming_uniform_(self.base_weight, a=math.sqrt(5))
         if self.bias is not None:
             nn.init.zeros_(self.bias)
+
+    def _reset_coefficients(self, bound: float) -> None:
+        """Fill the coefficients with ``U(-bound, bound)`` noise."""
+        nn.init.uniform_(self.weight, -bound, bound)

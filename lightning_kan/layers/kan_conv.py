@@ -141,14 +141,15 @@ class _KANConvNd(KANLayer):
         conv = _CONV[self.ndim]
         options = {"stride": self.stride, "padding": padding, "dilation": self.dilation}
         num_values = self.in_channels * self.num_basis_functions
-        values_weight = self.weight.flatten(1, 2)  # (O, C_g*K, *kernel), channel c*K + k
-        if self.base_weight is None:
+        weight, base_weight = self._coefficients()
+        values_weight = weight.flatten(1, 2)  # (O, C_g*K, *kernel), channel c*K + k
+        if base_weight is None:
             y = conv(
                 features, values_weight.to(features.dtype), self.bias, groups=self.groups, **options
             )
         elif self.groups == 1:  # one convolution over values and base branch together
-            weight = torch.cat([values_weight, self.base_weight], dim=1).to(features.dtype)
-            y = conv(features, weight, self.bias, **options)
+            packed = torch.cat([values_weight, base_weight], dim=1).to(features.dtype)
+            y = conv(features, packed, self.bias, **options)
         else:  # grouped: each group's channels must be contiguous, so two convolutions
             y = conv(
                 features[:, :num_values],
@@ -158,7 +159,7 @@ class _KANConvNd(KANLayer):
                 **options,
             ) + conv(
                 features[:, num_values:],
-                self.base_weight.to(features.dtype),
+                base_weight.to(features.dtype),
                 None,
                 groups=self.groups,
                 **options,

@@ -80,10 +80,11 @@ class KANLinear(KANLayer):
     def packed_weight(self) -> torch.Tensor:
         """The GEMM weight ``[weight.view(O, I*K) | base_weight]``: ``(O, I*K + I)``,
         matching the layout of :func:`~lightning_kan.layers.expand_features`."""
-        weight = self.weight.reshape(self.out_features, -1)
-        if self.base_weight is None:
+        weight, base_weight = self._coefficients()
+        weight = weight.reshape(self.out_features, -1)
+        if base_weight is None:
             return weight
-        return torch.cat([weight, self.base_weight], dim=-1)
+        return torch.cat([weight, base_weight], dim=-1)
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() == 0 or x.shape[-1] != self.in_features:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch
 
 __all__ = [
+    "check_ranks",
     "fold",
     "hooi",
     "hosvd",
@@ -89,20 +90,25 @@ def tucker_to_tensor(core: torch.Tensor, factors: Sequence[torch.Tensor]) -> tor
     return out
 
 
-def _check_ranks(tensor: torch.Tensor, ranks: Sequence[int] | int) -> tuple[int, ...]:
+def check_ranks(shape: Sequence[int], ranks: Sequence[int] | int) -> tuple[int, ...]:
+    """Validate Tucker ranks for a tensor of ``shape``: one rank per mode, ``1 <= r_m <= n_m``.
+
+    An int means the same rank for every mode. Raises ``ValueError`` naming the bad rank.
+    """
+    shape = tuple(shape)
     if isinstance(ranks, int):
-        ranks = (ranks,) * tensor.dim()
+        ranks = (ranks,) * len(shape)
     ranks = tuple(int(r) for r in ranks)
-    if len(ranks) != tensor.dim():
+    if len(ranks) != len(shape):
         raise ValueError(
-            f"ranks={ranks} has {len(ranks)} entries but the tensor of shape "
-            f"{tuple(tensor.shape)} has {tensor.dim()} modes; give one rank per mode"
+            f"ranks={ranks} has {len(ranks)} entries but the tensor of shape {shape} has "
+            f"{len(shape)} modes; give one rank per mode"
         )
-    for mode, (rank, size) in enumerate(zip(ranks, tensor.shape, strict=True)):
+    for mode, (rank, size) in enumerate(zip(ranks, shape, strict=True)):
         if not 1 <= rank <= size:
             raise ValueError(
                 f"ranks[{mode}]={rank} is invalid for mode {mode} of size {size} "
-                f"(tensor shape {tuple(tensor.shape)}); each rank must be in 1..{size}, "
+                f"(tensor shape {shape}); each rank must be in 1..{size}, "
                 "lower it or pass energy=... to choose ranks automatically"
             )
     return ranks
@@ -124,7 +130,7 @@ def hosvd(
     With ``ranks == tensor.shape`` the reconstruction is exact (up to round-off).
     Runs without autograd. ``ranks`` may be an int (same for all modes).
     """
-    ranks = _check_ranks(tensor, ranks)
+    ranks = check_ranks(tensor.shape, ranks)
     with torch.no_grad():
         factors = [_leading_left_vectors(unfold(tensor, m), r) for m, r in enumerate(ranks)]
         core = tensor
@@ -144,7 +150,7 @@ def hooi(
     """
     if iters < 0:
         raise ValueError(f"iters={iters} must be >= 0 (0 is plain HOSVD)")
-    ranks = _check_ranks(tensor, ranks)
+    ranks = check_ranks(tensor.shape, ranks)
     core, factors = hosvd(tensor, ranks)
     with torch.no_grad():
         for _ in range(iters):

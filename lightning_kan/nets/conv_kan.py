@@ -81,35 +81,35 @@ class ConvKAN(nn.Module):
         self.pool = pool
         self.pool_every = pool_every
         self.blocks = nn.ModuleList()
-        for fan_in, fan_out in zip([in_channels, *channels], channels, strict=False):
-            self.blocks.append(
-                nn.Sequential(
-                    KANConv2d(
-                        fan_in,
-                        fan_out,
-                        kernel_size,
-                        padding="same",
-                        bias=norm is None,
-                        basis=basis,
-                        basis_kwargs=basis_kwargs,
-                        base_activation=base_activation,
-                        compiled=compiled,
-                    ),
-                    _make_norm(norm, fan_out),
-                )
+        options = {
+            "basis": basis,
+            "basis_kwargs": basis_kwargs,
+            "base_activation": base_activation,
+            "compiled": compiled,
+        }
+        for index, (fan_in, fan_out) in enumerate(
+            zip([in_channels, *channels], channels, strict=False)
+        ):
+            conv = self._make_conv(
+                index, fan_in, fan_out, kernel_size, {**options, "bias": norm is None}
             )
+            self.blocks.append(nn.Sequential(conv, _make_norm(norm, fan_out)))
         self.dropout = nn.Dropout(dropout)
         if head == "kan":
-            self.head: nn.Module = KANLinear(
-                channels[-1],
-                num_classes,
-                basis=basis,
-                basis_kwargs=basis_kwargs,
-                base_activation=base_activation,
-                compiled=compiled,
-            )
+            self.head: nn.Module = self._make_head(channels[-1], num_classes, options)
         else:
             self.head = nn.Linear(channels[-1], num_classes)
+
+    def _make_conv(
+        self, index: int, fan_in: int, fan_out: int, kernel_size: int, options: dict[str, Any]
+    ) -> nn.Module:
+        """Convolution of block ``index``; subclasses (MetaConvKAN) override."""
+        del index
+        return KANConv2d(fan_in, fan_out, kernel_size, padding="same", **options)
+
+    def _make_head(self, fan_in: int, num_classes: int, options: dict[str, Any]) -> nn.Module:
+        """The KAN head (``head="kan"``); subclasses override."""
+        return KANLinear(fan_in, num_classes, **options)
 
     @classmethod
     def from_layout(cls, layout: str, **kwargs: Any) -> ConvKAN:

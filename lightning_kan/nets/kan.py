@@ -53,15 +53,7 @@ class KAN(nn.Module):
         out_features: int | None = None,
     ) -> None:
         super().__init__()
-        widths = list(widths)
-        if in_features is not None:
-            widths.insert(0, in_features)
-        if out_features is not None:
-            widths.append(out_features)
-        if len(widths) < 2:
-            raise ValueError(
-                f"widths must list at least an input and an output width, got {widths!r}"
-            )
+        widths = resolve_widths(widths, in_features, out_features)
         if isinstance(basis, Basis):
             raise TypeError(
                 "KAN builds one basis per layer: pass the basis by name (and basis_kwargs), "
@@ -70,20 +62,30 @@ class KAN(nn.Module):
         if norm not in (None, "layer", "batch"):
             raise ValueError(f"norm must be 'layer', 'batch' or None, got {norm!r}")
         self.widths = widths
+        options = {
+            "basis": basis,
+            "basis_kwargs": basis_kwargs,
+            "base_activation": base_activation,
+            "bias": bias,
+            "spline_init_scale": spline_init_scale,
+            "compiled": compiled,
+        }
         self.layers = nn.ModuleList(
-            KANLinear(
-                fan_in,
-                fan_out,
-                basis=basis,
-                basis_kwargs=basis_kwargs,
-                base_activation=base_activation,
-                bias=bias,
-                spline_init_scale=spline_init_scale,
-                compiled=compiled,
-            )
-            for fan_in, fan_out in itertools.pairwise(widths)
+            self._make_layer(index, fan_in, fan_out, options)
+            for index, (fan_in, fan_out) in enumerate(itertools.pairwise(widths))
         )
         self.norms = nn.ModuleList(_make_norm(norm, width) for width in widths[1:-1])
+
+    def _make_layer(
+        self, index: int, fan_in: int, fan_out: int, options: dict[str, Any]
+    ) -> nn.Module:
+        """Layer ``index`` (``fan_in -> fan_out``); subclasses (SlimKAN, MetaKAN) override.
+
+        ``options``: the constructor's layer options (basis, basis_kwargs,
+        base_activation, bias, spline_init_scale, compiled).
+        """
+        del index
+        return KANLinear(fan_in, fan_out, **options)
 
     def _layer_inputs(self, x: torch.Tensor):
         """Yield ``(layer, input of that layer)`` in order; the last output is not yielded."""
@@ -149,6 +151,21 @@ class KAN(nn.Module):
             neg_entropy = (probabilities * torch.log(probabilities + 1e-12)).sum()
             total = total + l1 * norm_l1 - entropy * neg_entropy
         return total
+
+
+def resolve_widths(
+    widths: Sequence[int], in_features: int | None = None, out_features: int | None = None
+) -> list[int]:
+    """``widths`` with ``in_features`` prepended and ``out_features`` appended if given;
+    at least two entries."""
+    widths = list(widths)
+    if in_features is not None:
+        widths.insert(0, in_features)
+    if out_features is not None:
+        widths.append(out_features)
+    if len(widths) < 2:
+        raise ValueError(f"widths must list at least an input and an output width, got {widths!r}")
+    return widths
 
 
 def _make_norm(norm: Norm | None, width: int) -> nn.Module:

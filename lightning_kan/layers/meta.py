@@ -1,0 +1,235 @@
+"""MetaKAN layers: every edge's coefficients generated from a learnable prompt.
+
+A :class:`MetaLearner` ``M: Linear(d_z, h) -> ReLU -> Linear(h, K+1)`` maps the prompt
+``z[o, i(, tap)] (d_z,)`` of each edge to that edge's K coefficients and its base weight
+(the last output; ``K`` outputs only when the layer has no base branch):
+
+    weight[o, i, :, (tap)], base_weight[o, i, (tap)] = M(z[o, i, (tap)]) / sqrt(fan_in)
+
+``fan_in = I * prod(kernel)`` is a fixed constant, not a parameter: it lets one
+meta-learner serve layers of different widths with ``KANLinear``-like output scales (a
+choice of ours; the reference code has no such factor). A layer's trainable parameters
+are its prompts ``(O, I, *kernel, d_z)`` (and bias); the meta-learner is usually shared
+by several layers (``nets.MetaKAN`` clusters them) and counted once.
+
+The weights are generated in chunks of ``chunk_size`` edges under activation
+checkpointing, so the ``(edges, h)`` hidden activations never exist all at once: peak
+memory is the generated ``(O, I, K+1, *kernel)`` weights plus one chunk's hidden layer.
+The forward then is ``KANLinear``'s / ``KANConv``'s (one GEMM or convolution over the
+same :func:`~lightning_kan.layers.expand_features` buffer).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from lightning_kan.bases.base import _check_positive_int
+from lightning_kan.layers.kan_conv import _KANConvNd
+from lightning_kan.layers.kan_linear import KANLinear
+from lightning_kan.layers.slim import _FixedCoefficientsMixin
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "MetaKANConv1d",
+    "MetaKANConv2d",
+    "MetaKANConv3d",
+    "MetaKANLinear",
+    "MetaLearner",
+]
+
+#: Edges per weight-generation chunk (a 32-wide hidden layer: 8 MiB of float32 per chunk).
+DEFAULT_CHUNK_SIZE = 65536
+
+
+class MetaLearner(nn.Module):
+    """``Linear(embed_dim, hidden_dim) -> ReLU -> Linear(hidden_dim, out_features)``.
+
+    ``out_features`` is ``K + 1`` (coefficients, then the base weight) or ``K`` for
+    layers without a base branch. Parameters: ``d_z*h + h + h*(K+1) + K+1``.
+
+    Shapes: ``(..., embed_dim) -> (..., out_features)``.
+    """
+
+    def __init__(self, out_features: int, embed_dim: int = 1, hidden_dim: int = 32) -> None:
+        super().__init__()
+        _check_positive_int("out_features", out_features)
+        _check_positive_int("embed_dim", embed_dim)
+        _check_positive_int("hidden_dim", hidden_dim)
+        self.out_features = out_features
+        self.embed_dim = embed_dim
+        self.hidden_dim = hidden_dim
+        self.net = nn.Sequential(
+            nn.Linear(embed_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, out_features)
+        )
+
+    def forward(self, prompts: torch.Tensor) -> torch.Tensor:
+        return self.net(prompts)
+
+    def generate(
+        self, prompts: torch.Tensor, chunk_size: int = DEFAULT_CHUNK_SIZE, scale: float = 1.0
+    ) -> torch.Tensor:
+        """``scale * self(prompts)``, evaluated ``chunk_size`` rows at a time.
+
+        With gradients enabled each chunk runs under activation checkpointing, so only
+        the prompts and the outputs are kept for the backward and the hidden layer is
+        recomputed there chunk by chunk. ``prompts (..., d_z) -> (..., out_features)``.
+        """
+        flat = prompts.reshape(-1, self.embed_dim)
+
+        def run(chunk: torch.Tensor) -> torch.Tensor:
+            return self.net(chunk) * scale
+
+        if flat.shape[0] <= chunk_size:
+            out = run(flat)
+        elif torch.is_grad_enabled():
+            out = torch.cat(
+                [checkpoint(run, c, use_reentrant=False) for c in flat.split(chunk_size)]
+            )
+        else:
+            out = torch.cat([run(c) for c in flat.split(chunk_size)])
+        return out.reshape(*prompts.shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"embed_dim={self.embed_dim}, hidden_dim={self.hidden_dim}"
+
+
+class _MetaCoefficientsMixin(_FixedCoefficientsMixin):
+    """Prompts + (shared) meta-learner in place of ``weight``/``base_weight``."""
+
+    coefficient_shape: tuple[int, ...]
+    activation: Any
+    bias: nn.Parameter | None
+    num_basis_functions: int
+
+    def _store_meta_options(
+        self,
+        meta_learner: MetaLearner | None,
+        embed_dim: int,
+        hidden_dim: int,
+        chunk_size: int,
+    ) -> None:
+        # plain attributes, read by _build_coefficients during KANLayer's constructor
+        _check_positive_int("chunk_size", chunk_size)
+        self._meta_options = (meta_learner, embed_dim, hidden_dim, chunk_size)
+
+    def _build_coefficients(self) -> None:
+        meta_learner, embed_dim, hidden_dim, self.chunk_size = self._meta_options
+        del self._meta_options
+        out_features, group_inputs, num_functions, *kernel = self.coefficient_shape
+        outputs = num_functions + (self.activation is not None)
+        if meta_learner is None:
+            meta_learner = MetaLearner(outputs, embed_dim, hidden_dim)
+        elif meta_learner.out_features != outputs:
+            raise ValueError(
+                f"the meta_learner outputs {meta_learner.out_features} numbers per edge but "
+                f"this layer needs {outputs} (K={num_functions} coefficients"
+                f"{' + 1 base weight' if self.activation is not None else ''}); build it "
+                f"as MetaLearner({outputs}, ...)"
+            )
+        self.meta_learner = meta_learner
+        self.prompts = nn.Parameter(
+            torch.empty(out_features, group_inputs, *kernel, meta_learner.embed_dim)
+        )
+        self.weight_scale = 1.0 / math.sqrt(group_inputs * math.prod(kernel))
+
+    def reset_parameters(self) -> None:
+        """Prompts ~ N(0, 1), bias 0; the (shared) meta-learner keeps its own init."""
+        nn.init.normal_(self.prompts)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def _coefficients(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = self.meta_learner.generate(self.prompts, self.chunk_size, self.weight_scale)
+        num_functions = self.num_basis_functions
+        # (O, I, *kernel, K[+1]) -> weight (O, I, K, *kernel), base (O, I, *kernel)
+        weight = out[..., :num_functions].movedim(-1, 2)
+        base = out[..., num_functions] if self.activation is not None else None
+        return weight, base
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The generated coefficients ``(O, I, K, *kernel)`` (differentiable)."""
+        return self._coefficients()[0]
+
+    @property
+    def base_weight(self) -> torch.Tensor | None:
+        """The generated base weights ``(O, I, *kernel)``, or ``None`` without a base."""
+        return self._coefficients()[1] if self.activation is not None else None
+
+
+class MetaKANLinear(_MetaCoefficientsMixin, KANLinear):
+    """A ``KANLinear`` whose edges' K+1 weights come from a meta-learner and prompts.
+
+    Args:
+        in_features, out_features, basis, basis_kwargs, base_activation, bias, compiled:
+            as :class:`KANLinear` (``spline_init_scale`` does not apply).
+        meta_learner: a :class:`MetaLearner` to share with other layers, or ``None`` to
+            build one (``embed_dim``, ``hidden_dim``) owned by this layer.
+        embed_dim: prompt dimension ``d_z`` (ignored when ``meta_learner`` is given).
+        hidden_dim: hidden width ``h`` of a new meta-learner.
+        chunk_size: edges generated per checkpointed chunk.
+
+    Parameters: ``prompts (O, I, d_z)``, ``bias (O,)`` if ``bias``, and the meta-learner.
+    Shapes: ``x (..., I) -> (..., O)``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        meta_learner: MetaLearner | None = None,
+        embed_dim: int = 1,
+        hidden_dim: int = 32,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        **kan_linear_kwargs: Any,
+    ) -> None:
+        self._store_meta_options(meta_learner, embed_dim, hidden_dim, chunk_size)
+        super().__init__(in_features, out_features, **kan_linear_kwargs)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, embed_dim={self.prompts.shape[-1]}"
+
+
+class _MetaKANConvNd(_MetaCoefficientsMixin, _KANConvNd):
+    """Shared implementation of ``MetaKANConv{1,2,3}d``: one prompt per (out, in, tap)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        meta_learner: MetaLearner | None = None,
+        embed_dim: int = 1,
+        hidden_dim: int = 32,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        **kan_conv_kwargs: Any,
+    ) -> None:
+        self._store_meta_options(meta_learner, embed_dim, hidden_dim, chunk_size)
+        super().__init__(in_channels, out_channels, kernel_size, **kan_conv_kwargs)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, embed_dim={self.prompts.shape[-1]}"
+
+
+class MetaKANConv1d(_MetaKANConvNd):
+    """MetaKAN 1-D convolution: prompts ``(O, C_in/groups, k, d_z)``; see the module doc."""
+
+    ndim = 1
+
+
+class MetaKANConv2d(_MetaKANConvNd):
+    """MetaKAN 2-D convolution: prompts ``(O, C_in/groups, kh, kw, d_z)``."""
+
+    ndim = 2
+
+
+class MetaKANConv3d(_MetaKANConvNd):
+    """MetaKAN 3-D convolution: prompts ``(O, C_in/groups, kd, kh, kw, d_z)``."""
+
+    ndim = 3

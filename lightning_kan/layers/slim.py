@@ -1,0 +1,212 @@
+"""``SlimKANLinear``: a ``KANLinear`` whose coefficient tensor is stored in Tucker form.
+
+    weight = G x_0 U1 x_1 U2 x_2 U3        G (r1, r2, r3), U1 (O, r1), U2 (I, r2), U3 (K, r3)
+
+The four factors are the layer's only spline parameters (``core``, ``factor_out``,
+``factor_in``, ``factor_basis``); the base branch and bias are ``KANLinear``'s. The
+forward never builds the ``(O, I, K)`` tensor: the basis expansion ``Phi (..., I, K)``
+(the same :func:`~lightning_kan.layers.expand_features` buffer) is contracted with U3,
+then U2, then G, then U1, which costs ``N*(I*K*r3 + I*r3*r2 + r3*r2*r1 + r1*O)``
+multiply-adds instead of ``N*O*I*K``.
+
+``weight`` is still readable (rebuilt on demand, for plots, regularisation and
+``edge_activations``), so code that only reads the coefficient protocol works unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lightning_kan.bases import Basis
+from lightning_kan.layers.expansion import expand_features
+from lightning_kan.layers.kan_linear import KANLinear
+from lightning_kan.layers.tucker import (
+    check_ranks,
+    hooi,
+    ranks_for_energy,
+    relative_error,
+    tucker_to_tensor,
+)
+
+__all__ = ["SlimKANLinear", "resolve_ranks"]
+
+Ranks = int | Sequence[int]
+
+
+def resolve_ranks(shape: Sequence[int], ranks: Ranks) -> tuple[int, ...]:
+    """Per-mode ranks for a tensor of ``shape``.
+
+    An int ``r`` means ``min(r, n_m)`` for every mode (so one number fits every layer);
+    a sequence must give one rank per mode with ``1 <= r_m <= n_m`` (``ValueError``
+    otherwise).
+    """
+    if isinstance(ranks, int) and not isinstance(ranks, bool):
+        if ranks < 1:
+            raise ValueError(f"ranks={ranks} must be >= 1 (or one positive rank per mode)")
+        return tuple(min(ranks, size) for size in shape)
+    return check_ranks(shape, ranks)
+
+
+class _FixedCoefficientsMixin:
+    """Grid moves refit a dense ``weight``; layers whose ``weight`` is computed refuse them."""
+
+    def update_grid(self, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError(
+            f"{type(self).__name__} computes its coefficients from other parameters, so "
+            "update_grid/refine_grid cannot refit them; move the grid on the dense KAN "
+            "before converting it (e.g. SlimKAN.from_dense) or train without grid updates"
+        )
+
+    refine_grid = update_grid
+
+
+class SlimKANLinear(_FixedCoefficientsMixin, KANLinear):
+    """A KAN layer whose ``(O, I, K)`` coefficients are a Tucker tensor of ``ranks``.
+
+    Args:
+        in_features, out_features: as :class:`KANLinear`.
+        ranks: Tucker ranks ``(r1, r2, r3)`` of the (out, in, basis) modes, or one int
+            (clipped to each mode's size).
+        basis, basis_kwargs, base_activation, bias, spline_init_scale, compiled: as
+            :class:`KANLinear`.
+
+    Parameters: ``core (r1, r2, r3)``, ``factor_out (O, r1)``, ``factor_in (I, r2)``,
+    ``factor_basis (K, r3)``, ``base_weight (O, I)`` (with a base branch), ``bias (O,)``:
+    ``r1*r2*r3 + O*r1 + I*r2 + K*r3`` spline parameters.
+
+    Initialisation: orthonormal factors and a uniform core scaled so the rebuilt tensor
+    has the Frobenius norm of a ``KANLinear``'s initial coefficients.
+
+    Shapes: ``x (..., I) -> (..., O)``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        ranks: Ranks = 4,
+        basis: str | Basis = "bspline",
+        basis_kwargs: dict[str, Any] | None = None,
+        base_activation: str | Callable[[torch.Tensor], torch.Tensor] | None = "silu",
+        bias: bool = True,
+        spline_init_scale: float | None = None,
+        compiled: bool = False,
+    ) -> None:
+        self._requested_ranks = ranks  # read by _build_coefficients during super().__init__
+        super().__init__(
+            in_features,
+            out_features,
+            basis=basis,
+            basis_kwargs=basis_kwargs,
+            base_activation=base_activation,
+            bias=bias,
+            spline_init_scale=spline_init_scale,
+            compiled=compiled,
+        )
+
+    def _build_coefficients(self) -> None:
+        out_features, in_features, num_functions = self.coefficient_shape
+        self.ranks = resolve_ranks(self.coefficient_shape, self._requested_ranks)
+        r1, r2, r3 = self.ranks
+        self.core = nn.Parameter(torch.empty(r1, r2, r3))
+        self.factor_out = nn.Parameter(torch.empty(out_features, r1))
+        self.factor_in = nn.Parameter(torch.empty(in_features, r2))
+        self.factor_basis = nn.Parameter(torch.empty(num_functions, r3))
+        if self.activation is not None:
+            self.base_weight = nn.Parameter(torch.empty(out_features, in_features))
+        else:
+            self.register_parameter("base_weight", None)
+
+    def _reset_coefficients(self, bound: float) -> None:
+        for factor in self.factors:
+            nn.init.orthogonal_(factor)
+        # orthonormal factors keep the Frobenius norm: match U(-bound, bound) on O*I*K entries
+        scale = math.sqrt(math.prod(self.coefficient_shape) / math.prod(self.ranks))
+        nn.init.uniform_(self.core, -bound * scale, bound * scale)
+
+    @property
+    def factors(self) -> list[torch.Tensor]:
+        """``[U1 (O, r1), U2 (I, r2), U3 (K, r3)]``."""
+        return [self.factor_out, self.factor_in, self.factor_basis]
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The rebuilt coefficient tensor ``(O, I, K)`` (differentiable; not used by forward)."""
+        return tucker_to_tensor(self.core, self.factors)
+
+    def _coefficients(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.weight, self.base_weight
+
+    def num_spline_parameters(self) -> int:
+        """``r1*r2*r3 + O*r1 + I*r2 + K*r3``."""
+        return sum(p.numel() for p in (self.core, *self.factors))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        features = expand_features(x, self.basis, self.activation, self.compiled)
+        if features.dtype != self.core.dtype:
+            features = features.to(self.core.dtype)
+        r1, r2, r3 = self.ranks
+        num_values = self.in_features * self.num_basis_functions
+        values = features[..., :num_values].unflatten(-1, (self.in_features, -1))
+        hidden = values @ self.factor_basis  # (..., I, r3)
+        hidden = hidden.transpose(-1, -2) @ self.factor_in  # (..., r3, r2)
+        core = self.core.permute(2, 1, 0).reshape(r3 * r2, r1)  # [c*r2 + b, a] = G[a, b, c]
+        hidden = hidden.flatten(-2) @ core  # (..., r1)
+        y = F.linear(hidden, self.factor_out, self.bias)  # (..., O)
+        if self.base_weight is not None:
+            y = y + F.linear(features[..., num_values:], self.base_weight)
+        return y
+
+    @classmethod
+    def from_dense(
+        cls,
+        layer: KANLinear,
+        ranks: Ranks | None = None,
+        energy: float | None = None,
+        hooi_iters: int = 0,
+    ) -> tuple[SlimKANLinear, float]:
+        """Compress a ``KANLinear`` by truncated HOSVD (+ ``hooi_iters`` HOOI sweeps).
+
+        Give ``ranks`` (int or ``(r1, r2, r3)``) or ``energy`` (keep that fraction of
+        every unfolding's squared singular values, :func:`ranks_for_energy`). The basis
+        (including a moved B-spline grid), base branch and bias are copied. Returns
+        ``(slim_layer, relative Frobenius error of the coefficients)``.
+        """
+        if (ranks is None) == (energy is None):
+            raise ValueError(
+                f"give exactly one of ranks and energy, got ranks={ranks!r}, energy={energy!r}"
+            )
+        weight = layer.weight.detach()
+        chosen = ranks_for_energy(weight, energy) if energy is not None else ranks
+        chosen = resolve_ranks(weight.shape, chosen)
+        slim = cls(
+            layer.in_features,
+            layer.out_features,
+            ranks=chosen,
+            basis=copy.deepcopy(layer.basis),
+            base_activation=None if layer.activation is None else "identity",
+            bias=layer.bias is not None,
+            compiled=layer.compiled,
+        ).to(device=weight.device, dtype=weight.dtype)
+        slim.activation = layer.activation
+        core, factors = hooi(weight, chosen, hooi_iters)
+        with torch.no_grad():
+            slim.core.copy_(core)
+            for target, factor in zip(slim.factors, factors, strict=True):
+                target.copy_(factor)
+            if layer.base_weight is not None:
+                slim.base_weight.copy_(layer.base_weight)
+            if layer.bias is not None:
+                slim.bias.copy_(layer.bias)
+        return slim, relative_error(weight, tucker_to_tensor(core, factors))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, ranks={self.ranks}"
