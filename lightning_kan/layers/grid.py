@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from lightning_kan.bases import BSplineBasis
 from lightning_kan.bases.base import _check_positive_int
@@ -39,6 +40,13 @@ class SplineGridMixin:
         raise NotImplementedError
 
     def _spline_basis(self, action: str) -> BSplineBasis:
+        if parametrize.is_parametrized(self, "weight"):
+            raise RuntimeError(
+                f"{action} on a layer whose coefficients carry adapters (LoTRA) would refit "
+                "the frozen pretrained tensor under them; merge first "
+                "(lightning_kan.lotra.merge_adapter(model, keep_unmerge=False)) or drop the "
+                "grid update while fine-tuning"
+            )
         if not isinstance(self.basis, BSplineBasis):
             raise TypeError(
                 f"{action} needs a B-spline basis, but this layer uses "

@@ -1,0 +1,160 @@
+"""Tucker adapters on a coefficient tensor, as a ``torch.nn.utils.parametrize`` parametrization.
+
+A KAN layer's coefficient tensor ``C (O, I, K)`` becomes
+
+    C = C_pre + G x1 U1 x2 U2 x3 U3,     G (r1, r2, r3), U1 (O, r1), U2 (I, r2), U3 (K, r3)
+
+with ``C_pre`` frozen (``layer.parametrizations.weight.original``). KAN convolutions hold
+``C (O, I, K, *kernel)``: their kernel taps are flattened into a **fourth mode** of size
+``T = prod(kernel)`` with its own factor ``U4 (T, r4)`` (r4 defaults to T, a full-rank
+kernel mode), so the update is ``G x1 U1 x2 U2 x3 U3 x4 U4`` reshaped to ``C``'s shape.
+
+Because this is a parametrization of whatever parameter is named, it works on any module
+with a coefficient tensor of three or more modes ordered (out, in, basis, ...), including
+KAN layers from other libraries (pass ``parameter_name``, e.g. efficient-kan's
+``"spline_weight"``). Several named adapters can sit on one tensor; one is active at a time.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from lightning_kan.layers.tucker import tucker_to_tensor
+
+__all__ = [
+    "COMPONENTS",
+    "RankSpec",
+    "TuckerAdapters",
+    "TuckerDelta",
+    "ranks_for_module",
+    "resolve_ranks",
+]
+
+#: adapter components, in the order their parameter groups are built
+COMPONENTS = ("core", "out", "in", "basis", "kernel")
+
+
+RankSpec = int | Sequence[int] | Mapping[str, int | Sequence[int]]
+
+
+def ranks_for_module(ranks: RankSpec, module_name: str) -> int | Sequence[int]:
+    """The rank entry for one module: ``ranks`` itself, or the first matching dict entry.
+
+    A dict maps regexes (full match on the qualified module name) to ranks, e.g.
+    ``{"net.layers.0": [4, 2, 4], ".*": 4}``; the first match wins.
+    """
+    if not isinstance(ranks, Mapping):
+        return ranks
+    for pattern, entry in ranks.items():
+        if re.fullmatch(pattern, module_name):
+            return entry
+    raise ValueError(
+        f"LoTRA ranks={dict(ranks)!r} has no entry for module {module_name!r}; add a pattern "
+        'that matches it (".*" matches every module) or exclude it'
+    )
+
+
+def resolve_ranks(
+    ranks: int | Sequence[int], mode_sizes: Sequence[int], where: str
+) -> tuple[int, ...]:
+    """Per-mode ranks for a tensor whose (folded) modes have ``mode_sizes``.
+
+    ``ranks`` is an int (same rank for out, in and basis; a kernel mode stays full) or one
+    rank per mode (3, or 4 for convolutions). A rank larger than its mode is an error,
+    never clipped silently: the caller asked for something the tensor cannot hold.
+    """
+    sizes = tuple(mode_sizes)
+    if isinstance(ranks, int):
+        resolved = (ranks, ranks, ranks, *sizes[3:])
+    else:
+        resolved = tuple(int(r) for r in ranks)
+        if len(resolved) == 3 and len(sizes) == 4:
+            resolved = (*resolved, sizes[3])
+    if len(resolved) != len(sizes):
+        raise ValueError(
+            f"LoTRA ranks={ranks!r} for {where}: expected an int or {len(sizes)} ranks for "
+            f"its modes {COMPONENTS[1 : 1 + len(sizes)]} of sizes {sizes}"
+        )
+    for component, rank, size in zip(COMPONENTS[1:], resolved, sizes, strict=False):
+        if not 1 <= rank <= size:
+            raise ValueError(
+                f"LoTRA rank {rank} for the {component!r} mode of {where} is out of range: "
+                f"that mode has size {size}, so the rank must be in 1..{size}. Lower the "
+                "rank, give ranks per module ({pattern: ranks}), or exclude the module"
+            )
+    return resolved
+
+
+class TuckerDelta(nn.Module):
+    """One adapter: the update ``G x1 U1 x2 U2 x3 U3 (x4 U4)`` of a coefficient tensor.
+
+    Initialised so the update is exactly zero (``G = 0``), with well-scaled factors so the
+    first steps move it: ``U1``, ``U3``, ``U4`` random orthonormal columns and
+    ``U2 ~ N(0, 1/I)`` (it sums over the layer's I inputs, like a linear layer's weight).
+
+    Args:
+        shape: the coefficient tensor's shape ``(O, I, K, *kernel)``.
+        ranks: one rank per folded mode (see :func:`resolve_ranks`).
+    """
+
+    def __init__(self, shape: Sequence[int], ranks: Sequence[int]) -> None:
+        super().__init__()
+        self.shape = tuple(int(n) for n in shape)
+        self.mode_sizes = (
+            (*self.shape[:3], math.prod(self.shape[3:])) if len(shape) > 3 else self.shape
+        )
+        self.ranks = tuple(int(r) for r in ranks)
+        self.core = nn.Parameter(torch.zeros(self.ranks))
+        self.factors = nn.ParameterList(
+            nn.Parameter(torch.empty(size, rank))
+            for size, rank in zip(self.mode_sizes, self.ranks, strict=True)
+        )
+        self.reset_parameters()
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """Names of the factors in mode order: ``("out", "in", "basis"[, "kernel"])``."""
+        return COMPONENTS[1 : 1 + len(self.factors)]
+
+    def named_components(self) -> list[tuple[str, nn.Parameter]]:
+        """``[("core", G), ("out", U1), ("in", U2), ("basis", U3), ("kernel", U4)]``."""
+        return [("core", self.core), *zip(self.components, self.factors, strict=True)]
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.core)
+        for component, factor in zip(self.components, self.factors, strict=True):
+            if component == "in":
+                nn.init.normal_(factor, std=1.0 / math.sqrt(factor.shape[0]))
+            else:
+                nn.init.orthogonal_(factor)
+
+    def forward(self) -> torch.Tensor:
+        """The update, shaped like the coefficient tensor ``(O, I, K, *kernel)``."""
+        return tucker_to_tensor(self.core, list(self.factors)).reshape(self.shape)
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}, ranks={self.ranks}"
+
+
+class TuckerAdapters(nn.Module):
+    """The parametrization: ``C_pre -> C_pre + delta_active`` (``C_pre`` when none is active).
+
+    Holds every named :class:`TuckerDelta` of one coefficient tensor in ``adapters``;
+    ``active`` names the one in use (``None``: the pretrained tensor alone).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.adapters = nn.ModuleDict()
+        self.active: str | None = None
+
+    def forward(self, original: torch.Tensor) -> torch.Tensor:
+        if self.active is None:
+            return original
+        delta = self.adapters[self.active]()
+        return original + delta.to(original.dtype)
