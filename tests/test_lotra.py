@@ -340,7 +340,7 @@ def test_save_and_load_adapter_round_trip_is_exact(tmp_path):
     )
     with pytest.raises(ValueError, match="trained on a tensor of shape"):
         lotra.load_adapter(KAN([2, 8, 4, 1], **CHEBYSHEV), tmp_path / "adapter", name="other")
-    with pytest.raises(FileNotFoundError, match="adapter_config.json is missing"):
+    with pytest.raises(FileNotFoundError, match=r"adapter_config\.json is missing"):
         lotra.load_adapter(fresh, tmp_path / "nowhere")
 
 
@@ -364,7 +364,7 @@ def test_several_named_adapters_switch_and_disable():
     assert torch.equal(net(x), out_p1)
     lotra.set_active_adapter(net, None)
     assert torch.equal(net(x), base)
-    with pytest.raises(KeyError, match="no adapter named 'p3'.*'p1', 'p2'"):
+    with pytest.raises(KeyError, match=r"no adapter named 'p3'.*'p1', 'p2'"):
         lotra.set_active_adapter(net, "p3")
     with pytest.raises(ValueError, match="already has an adapter named 'p1'"):
         lotra.add_adapter(net, "p1", ranks=RANKS)
