@@ -142,8 +142,20 @@ class KANTask(L.LightningModule):
         x = batch[0] if isinstance(batch, list | tuple) else batch
         return self(x)
 
+    def optimizer_parameters(self) -> Any:
+        """What the optimizer is built from: the net's ``param_groups()`` if it has one
+        (MetaKAN: separate learning rates for prompts and meta-learners), plus a group
+        for any other parameter of the task; otherwise ``self.parameters()``."""
+        groups_fn = getattr(self.net, "param_groups", None)
+        if not callable(groups_fn):
+            return self.parameters()
+        groups = list(groups_fn())
+        taken = {id(p) for group in groups for p in group["params"]}
+        rest = [p for p in self.parameters() if id(p) not in taken]
+        return groups + ([{"params": rest}] if rest else [])
+
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer(self.parameters())
+        optimizer = self.optimizer(self.optimizer_parameters())
         if self.lr_scheduler is None:
             return optimizer
         scheduler = self.lr_scheduler(optimizer)

@@ -1,0 +1,128 @@
+"""``SlimKAN``: a ``KAN`` of ``SlimKANLinear`` layers (Tucker-factored coefficients)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from lightning_kan.layers.slim import SlimKANLinear
+from lightning_kan.nets.kan import KAN, Norm
+
+__all__ = ["SlimKAN"]
+
+LayerRanks = int | Sequence[int]
+
+
+class SlimKAN(KAN):
+    """A KAN whose layers store their ``(O, I, K)`` coefficients as Tucker factors.
+
+    Args:
+        widths, basis, basis_kwargs, base_activation, bias, norm, spline_init_scale,
+        compiled, in_features, out_features: as :class:`KAN`.
+        ranks: Tucker ranks (out, in, basis) of every layer: one int (clipped to each
+            mode's size), one ``(r1, r2, r3)`` for all layers, or a list with one entry
+            (int or triple) per layer.
+
+    Trainable parameters per layer: ``r1*r2*r3 + O*r1 + I*r2 + K*r3`` spline factors plus
+    the base weight ``O*I`` (with a base branch) and bias ``O`` (if ``bias``).
+
+    :meth:`from_dense` compresses a trained :class:`KAN` (HOSVD, optionally HOOI).
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int],
+        ranks: int | Sequence[int] | Sequence[LayerRanks] = 4,
+        basis: str = "bspline",
+        basis_kwargs: dict[str, Any] | None = None,
+        base_activation: str | Callable[[torch.Tensor], torch.Tensor] | None = "silu",
+        bias: bool = True,
+        norm: Norm | None = None,
+        spline_init_scale: float | None = None,
+        compiled: bool = False,
+        in_features: int | None = None,
+        out_features: int | None = None,
+    ) -> None:
+        self._ranks_option = ranks  # plain attribute, read by _make_layer in KAN.__init__
+        super().__init__(
+            widths,
+            basis=basis,
+            basis_kwargs=basis_kwargs,
+            base_activation=base_activation,
+            bias=bias,
+            norm=norm,
+            spline_init_scale=spline_init_scale,
+            compiled=compiled,
+            in_features=in_features,
+            out_features=out_features,
+        )
+        del self._ranks_option
+        #: relative Frobenius error of each layer's coefficients after from_dense
+        self.compression_errors: list[float] | None = None
+
+    def _make_layer(
+        self, index: int, fan_in: int, fan_out: int, options: dict[str, Any]
+    ) -> nn.Module:
+        ranks = _layer_ranks(self._ranks_option, index, len(self.widths) - 1)
+        return SlimKANLinear(fan_in, fan_out, ranks=ranks, **options)
+
+    @property
+    def ranks(self) -> list[tuple[int, ...]]:
+        """Each layer's ``(r1, r2, r3)``."""
+        return [layer.ranks for layer in self.layers]
+
+    @classmethod
+    def from_dense(
+        cls,
+        kan: KAN,
+        ranks: int | Sequence[int] | Sequence[LayerRanks] | None = None,
+        energy: float | None = None,
+        hooi_iters: int = 0,
+    ) -> SlimKAN:
+        """Compress a trained :class:`KAN` layer by layer (truncated HOSVD + HOOI sweeps).
+
+        Give ``ranks`` (as in the constructor) or ``energy`` (per-mode ranks keeping that
+        fraction of each unfolding's energy). Bases (moved grids included), base
+        weights, biases and norms are copied. The relative Frobenius error of every
+        layer's coefficients is stored in ``compression_errors`` of the result; with
+        full ranks the network computes the same function as ``kan`` (to round-off).
+        """
+        if type(kan) is not KAN:
+            raise TypeError(
+                f"from_dense needs a dense lightning_kan.nets.KAN, got {type(kan).__name__}"
+            )
+        num_layers = len(kan.layers)
+        converted = [
+            SlimKANLinear.from_dense(
+                layer,
+                ranks=None if ranks is None else _layer_ranks(ranks, index, num_layers),
+                energy=energy,
+                hooi_iters=hooi_iters,
+            )
+            for index, layer in enumerate(kan.layers)
+        ]
+        slim = cls(kan.widths, ranks=1)  # placeholder layers, replaced below
+        slim.layers = nn.ModuleList(layer for layer, _ in converted)
+        slim.norms = copy.deepcopy(kan.norms)
+        slim.compression_errors = [error for _, error in converted]
+        return slim
+
+
+def _layer_ranks(ranks: Any, index: int, num_layers: int) -> LayerRanks:
+    """Layer ``index``'s entry of a ``ranks`` option (see :class:`SlimKAN`)."""
+    if isinstance(ranks, int):
+        return ranks
+    ranks = list(ranks)
+    if ranks and all(isinstance(r, int) for r in ranks):
+        return tuple(ranks)  # one triple for every layer
+    if len(ranks) != num_layers:
+        raise ValueError(
+            f"ranks lists {len(ranks)} entries but the network has {num_layers} layers; "
+            "give one int, one (r1, r2, r3) for all layers, or one entry per layer"
+        )
+    entry = ranks[index]
+    return entry if isinstance(entry, int) else tuple(entry)
