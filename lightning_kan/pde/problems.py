@@ -95,10 +95,13 @@ class PDEProblem:
 
 
 class Elliptic(PDEProblem):
-    """``-div(a grad u) = f`` on ``[0, 1]^2``, ``a = 1 + p x y``, ``u = sin(pi x) sin(pi y)``.
+    """``-div(a grad u) = f`` on ``[0, 1]^2``, ``a = 1 + p x y``, ``u = sin(pi x) sin(pi y) / a``.
 
-    ``f = 2 pi^2 a u - p pi (y cos(pi x) sin(pi y) + x sin(pi x) cos(pi y))``; zero
-    Dirichlet data. Family parameter: ``p`` (the coefficient's variation, ``p > -1``).
+    With ``g = sin(pi x) sin(pi y)`` and ``grad a = p (y, x)`` (so ``lap a = 0``):
+    ``f = 2 pi^2 g + p pi (y cos(pi x) sin(pi y) + x sin(pi x) cos(pi y)) / a
+    - p^2 (x^2 + y^2) g / a^2``; zero Dirichlet data. Family parameter: ``p > -1`` (the
+    coefficient's variation); the solution changes with it, so models transfer between
+    members (LoTRA's elliptic experiment).
     """
 
     bounds = ((0.0, 1.0), (0.0, 1.0))
@@ -109,16 +112,17 @@ class Elliptic(PDEProblem):
         self.p = float(p)
 
     def exact(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sin(PI * x[:, :1]) * torch.sin(PI * x[:, 1:2])
+        a = 1 + self.p * x[:, :1] * x[:, 1:2]
+        return torch.sin(PI * x[:, :1]) * torch.sin(PI * x[:, 1:2]) / a
 
     def source(self, x: torch.Tensor) -> torch.Tensor:
         X, Y = x[:, :1], x[:, 1:2]
         a = 1 + self.p * X * Y
-        u = torch.sin(PI * X) * torch.sin(PI * Y)
+        g = torch.sin(PI * X) * torch.sin(PI * Y)
         cross = Y * torch.cos(PI * X) * torch.sin(PI * Y) + X * torch.sin(PI * X) * torch.cos(
             PI * Y
         )
-        return 2 * PI**2 * a * u - self.p * PI * cross
+        return 2 * PI**2 * g + self.p * PI * cross / a - self.p**2 * (X**2 + Y**2) * g / a**2
 
     def residual(self, u_fn: Field, x: torch.Tensor) -> torch.Tensor:
         u = u_fn(x)
@@ -159,9 +163,11 @@ class Helmholtz(PDEProblem):
 
 
 class SteadyAllenCahn(PDEProblem):
-    """``eps^2 lap u + u - u^3 = f`` on ``[-1, 1]^2``, ``u = sin(pi x) sin(pi y)``.
+    """``eps^2 lap u + u - u^3 = 0`` on ``[-1, 1]^2``, exact ``u = tanh((x + y) / (2 eps))``.
 
-    ``f = -2 pi^2 eps^2 u + u - u^3``; zero Dirichlet data. Family: ``eps``.
+    A planar front of width ~``eps`` across the diagonal solves the equation exactly (the
+    1-D profile ``tanh(s / (sqrt(2) eps))`` along ``s = (x + y) / sqrt(2)``); Dirichlet data
+    from ``u``. Family: the interface width ``eps``.
     """
 
     bounds = ((-1.0, 1.0), (-1.0, 1.0))
@@ -172,15 +178,13 @@ class SteadyAllenCahn(PDEProblem):
         self.eps = float(eps)
 
     def exact(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sin(PI * x[:, :1]) * torch.sin(PI * x[:, 1:2])
+        return torch.tanh((x[:, :1] + x[:, 1:2]) / (2 * self.eps))
 
     def residual(self, u_fn: Field, x: torch.Tensor) -> torch.Tensor:
         u = u_fn(x)
         grad = gradient(u, x)
         laplacian = second_derivative(grad, x, 0) + second_derivative(grad, x, 1)
-        exact = self.exact(x)
-        source = -2 * PI**2 * self.eps**2 * exact + exact - exact**3
-        return self.eps**2 * laplacian + u - u**3 - source
+        return self.eps**2 * laplacian + u - u**3
 
     def extra_repr(self) -> str:
         return f"eps={self.eps}"
