@@ -207,3 +207,15 @@ def test_instance_for_other_width_is_rejected():
 def test_all_builtin_bases_registered():
     assert {"bspline", "chebyshev", "rbf", "rswaf", "legendre", "gram"} <= set(available_bases())
     assert math.isclose(GaussianRBFBasis(1).width, 4 / 7)
+
+
+@pytest.mark.parametrize("name", ["chebyshev", "legendre", "gram"])
+@pytest.mark.parametrize("degree", [1, 2, 3, 6])
+def test_polynomial_closed_form_input_grad_matches_autograd_twice(name, degree):
+    """The tanh three-term families differentiate in closed form (PINN double backward)."""
+    basis = build_basis(name, 3, degree=degree, normalization="tanh").double()
+    x = (torch.rand(5, 3, dtype=torch.float64) * 2.4 - 1.2).requires_grad_(True)
+    grad_values = torch.randn(5, 3, degree + 1, dtype=torch.float64, requires_grad=True)
+    (expected,) = torch.autograd.grad(basis(x), x, grad_values, create_graph=True)
+    torch.testing.assert_close(basis.input_grad(x, grad_values), expected)
+    assert torch.autograd.gradgradcheck(basis.input_grad, (x, grad_values))
