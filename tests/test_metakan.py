@@ -123,7 +123,7 @@ def test_wrong_meta_learner_width_is_a_clear_error():
 def test_param_groups_reach_the_task_optimizer():
     net = MetaConvKAN(1, 10, channels=[4, 8], n_clusters=2, lr_prompt=1e-2, lr_meta=1e-3)
     assert net.cluster_labels == [0, 1, 1]  # widths 4 | 8, 10
-    task = ClassificationTask(net, optimizer=torch.optim.Adam)
+    task = ClassificationTask(net, num_classes=10, optimizer=torch.optim.Adam)
     optimizer = task.configure_optimizers()
     groups = {g["name"]: g for g in optimizer.param_groups}
     assert groups["prompts"]["lr"] == 1e-2
