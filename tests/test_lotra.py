@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -12,10 +16,14 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
 from lightning_kan import lotra
+from lightning_kan.cli import main
 from lightning_kan.data import FunctionDataModule
 from lightning_kan.layers import KANConv2d, KANLinear
 from lightning_kan.layers.tucker import tucker_to_tensor
 from lightning_kan.nets import KAN
+from lightning_kan.pde import Elliptic, PDEDataModule, PINNTask
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CHEBYSHEV = {"basis": "chebyshev", "basis_kwargs": {"degree": 5}}
 # [2, 8, 8, 1]: modes (out, in, K=6) are (8, 2, 6), (8, 8, 6), (1, 8, 6)
@@ -395,3 +403,69 @@ def test_update_spectra_and_suggested_ranks_find_a_planted_tucker_rank():
     assert lotra.suggest_ranks(pretrained, finetuned, energy=0.999999)["layers.1"] == (2, 2, 3)
     figure = lotra.plot_spectra(spectra)
     assert len(figure.axes) == 3
+
+
+# --- the CLI flow and DDP ------------------------------------------------------------------
+
+
+def test_cli_pretrain_then_finetune_then_export(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    short = ["--trainer.max_epochs=1", "--data.init_args.steps_per_epoch=2"]
+    main(["fit", "--config", str(ROOT / "configs/pde_elliptic.yaml"), *short])
+    pretrained = tmp_path / "runs/pde_elliptic/version_0/checkpoints/last.ckpt"
+    main(
+        [
+            "fit",
+            "--config",
+            str(ROOT / "configs/pde_elliptic_lotra.yaml"),
+            *short,
+            f"--trainer.callbacks.pretrained_checkpoint={pretrained}",
+        ]
+    )
+    finetuned = PINNTask.load_from_checkpoint(
+        tmp_path / "runs/pde_elliptic_lotra/version_0/checkpoints/last.ckpt"
+    )  # no LoTRA here: the merged, plain fine-tuned KAN
+    base = PINNTask.load_from_checkpoint(pretrained)
+    x = torch.rand(64, 2)
+    assert not torch.allclose(base(x), finetuned(x))
+    lotra.load_adapter(base, tmp_path / "runs/pde_elliptic_lotra/adapter")
+    torch.testing.assert_close(base(x), finetuned(x), rtol=1e-6, atol=1e-6)
+
+
+def test_lotra_refuses_manual_optimisation(tmp_path):
+    task = PINNTask(KAN([2, 4, 1], **CHEBYSHEV), lbfgs_epochs=1)
+    with pytest.raises(ValueError, match="uses manual optimisation"):
+        trainer(tmp_path, [lotra.LoTRA(ranks=1)]).fit(task, PDEDataModule(Elliptic()))
+
+
+def test_two_process_ddp_finetune_keeps_ranks_identical(tmp_path):
+    environment = dict(os.environ, PYTHONPATH=str(ROOT / "tests"))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lightning_kan.cli",
+            "fit",
+            "--config",
+            str(ROOT / "configs/pde_elliptic_lotra.yaml"),
+            "--trainer.max_epochs=1",
+            "--trainer.strategy=ddp",
+            "--trainer.devices=2",
+            "--data.init_args.steps_per_epoch=3",
+            "--trainer.callbacks+=lightning_helpers.SaveRankWeights",
+            f"--trainer.callbacks.folder={tmp_path / 'weights'}",
+        ],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0 = torch.load(tmp_path / "weights/rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "weights/rank1.pt", weights_only=True)
+    assert any(".adapters.default.core" in name for name in rank0)
+    for name, value in rank0.items():
+        torch.testing.assert_close(rank1[name], value, rtol=0, atol=0, msg=name)
+    core = next(v for n, v in rank0.items() if n.endswith("adapters.default.core"))
+    assert torch.count_nonzero(core) > 0  # the adapters did train

@@ -133,6 +133,12 @@ class LoTRA(Callback):
         return names
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if not pl_module.automatic_optimization:
+            raise ValueError(
+                f"LoTRA builds one optimizer over the adapters, but {type(pl_module).__name__} "
+                "uses manual optimisation (e.g. PINNTask with lbfgs_epochs > 0), which expects "
+                "its own optimizers; fine-tune with automatic optimisation (lbfgs_epochs=0)"
+            )
         already = any(self.adapter_name in t.adapters.adapters for t in adapted_tensors(pl_module))
         if not already:
             if self.pretrained_checkpoint is not None:
