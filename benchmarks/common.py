@@ -66,19 +66,24 @@ def _status_bytes(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def peak_step_bytes(warmup: Case, case: Case) -> int:
-    """Peak bytes one training step of ``case`` touches (call in a fresh process)."""
-    training_step(warmup)  # load code paths and autograd machinery first
+def peak_bytes(step: Callable[[], object]) -> int:
+    """Peak bytes above the current resident set that one call of ``step`` touches."""
     try:
         with open("/proc/self/clear_refs", "w") as clear_refs:
             clear_refs.write("5")  # reset VmHWM to the current RSS
         baseline = _status_bytes("VmRSS")
-        training_step(case)
+        step()
         return _status_bytes("VmHWM") - baseline
     except OSError:  # no /proc reset available: fall back to the process high-water mark
         baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        training_step(case)
+        step()
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline
+
+
+def peak_step_bytes(warmup: Case, case: Case) -> int:
+    """Peak bytes one training step of ``case`` touches (call in a fresh process)."""
+    training_step(warmup)  # load code paths and autograd machinery first
+    return peak_bytes(lambda: training_step(case))
 
 
 def measure_in_subprocess(script: str, arguments: list[str], env: list[str]) -> int:
