@@ -58,9 +58,11 @@ def _dense_copy(slim: SlimKANLinear) -> KANLinear:
     return dense
 
 
+@pytest.mark.parametrize("contraction", ["sequential", "kron", "auto"])
 @pytest.mark.parametrize("name", ["bspline", "chebyshev", "rbf"])
-def test_factored_forward_equals_dense_forward_of_the_rebuilt_tensor(name):
+def test_factored_forward_equals_dense_forward_of_the_rebuilt_tensor(name, contraction):
     slim = SlimKANLinear(6, 4, ranks=(3, 4, 2), basis=name, basis_kwargs=BASES[name]).double()
+    slim.contraction = contraction
     x = torch.rand(2, 9, 6, dtype=torch.float64) * 2 - 1
     torch.testing.assert_close(slim(x), _dense_copy(slim)(x))
 
@@ -116,7 +118,9 @@ def test_slim_gradcheck():
             (x_in,),
         )
 
-    assert torch.autograd.gradcheck(fn, params)
+    for contraction in ("sequential", "kron"):
+        slim.contraction = contraction
+        assert torch.autograd.gradcheck(fn, params)
 
 
 def test_bad_ranks_are_clear_errors():

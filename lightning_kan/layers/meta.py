@@ -22,7 +22,7 @@ same :func:`~lightning_kan.layers.expand_features` buffer).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -43,8 +43,9 @@ __all__ = [
     "MetaLearner",
 ]
 
-#: Edges per weight-generation chunk (a 32-wide hidden layer: 8 MiB of float32 per chunk).
-DEFAULT_CHUNK_SIZE = 65536
+#: Edges per weight-generation chunk (a 32-wide hidden layer: 2 MiB of float32 per chunk,
+#: small enough for the CPU allocator to reuse instead of page-faulting afresh).
+DEFAULT_CHUNK_SIZE = 16384
 
 
 class MetaLearner(nn.Module):
@@ -69,31 +70,42 @@ class MetaLearner(nn.Module):
         )
 
     def forward(self, prompts: torch.Tensor) -> torch.Tensor:
-        return self.net(prompts)
+        first, _, second = self.net
+        if self.embed_dim == 1:  # an outer product: cheaper elementwise than as a GEMM
+            hidden = torch.addcmul(first.bias, prompts, first.weight[:, 0])
+        else:
+            hidden = first(prompts)
+        return second(hidden.relu_())
 
     def generate(
-        self, prompts: torch.Tensor, chunk_size: int = DEFAULT_CHUNK_SIZE, scale: float = 1.0
+        self,
+        prompts: torch.Tensor,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        scale: float = 1.0,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """``scale * self(prompts)``, evaluated ``chunk_size`` rows at a time.
+        """``transform(scale * self(prompts))``, about ``chunk_size`` edges at a time.
 
-        With gradients enabled each chunk runs under activation checkpointing, so only
-        the prompts and the outputs are kept for the backward and the hidden layer is
-        recomputed there chunk by chunk. ``prompts (..., d_z) -> (..., out_features)``.
+        ``prompts (rows, ..., d_z)`` is split along its first dimension into blocks of
+        ``max(1, chunk_size // edges per row)`` rows; each block's ``(r, ..., out_features)``
+        output goes through ``transform`` (default: none; a layer uses it to write its
+        packed GEMM layout directly) and the blocks are concatenated along dim 0. With
+        gradients enabled each block runs under activation checkpointing, so only the
+        prompts and the outputs are kept for the backward and the hidden layer is
+        recomputed there block by block.
         """
-        flat = prompts.reshape(-1, self.embed_dim)
 
-        def run(chunk: torch.Tensor) -> torch.Tensor:
-            return self.net(chunk) * scale
+        def run(block: torch.Tensor) -> torch.Tensor:
+            out = self(block) * scale
+            return out if transform is None else transform(out)
 
-        if flat.shape[0] <= chunk_size:
-            out = run(flat)
-        elif torch.is_grad_enabled():
-            out = torch.cat(
-                [checkpoint(run, c, use_reentrant=False) for c in flat.split(chunk_size)]
-            )
-        else:
-            out = torch.cat([run(c) for c in flat.split(chunk_size)])
-        return out.reshape(*prompts.shape[:-1], self.out_features)
+        rows_per_block = max(1, chunk_size // max(1, math.prod(prompts.shape[1:-1])))
+        if prompts.shape[0] <= rows_per_block:
+            return run(prompts)
+        blocks = prompts.split(rows_per_block)
+        if torch.is_grad_enabled():
+            return torch.cat([checkpoint(run, b, use_reentrant=False) for b in blocks])
+        return torch.cat([run(b) for b in blocks])
 
     def extra_repr(self) -> str:
         return f"embed_dim={self.embed_dim}, hidden_dim={self.hidden_dim}"
@@ -173,7 +185,7 @@ class MetaKANLinear(_MetaCoefficientsMixin, KANLinear):
             build one (``embed_dim``, ``hidden_dim``) owned by this layer.
         embed_dim: prompt dimension ``d_z`` (ignored when ``meta_learner`` is given).
         hidden_dim: hidden width ``h`` of a new meta-learner.
-        chunk_size: edges generated per checkpointed chunk.
+        chunk_size: edges generated per checkpointed block (whole output rows).
 
     Parameters: ``prompts (O, I, d_z)``, ``bias (O,)`` if ``bias``, and the meta-learner.
     Shapes: ``x (..., I) -> (..., O)``.
@@ -191,6 +203,19 @@ class MetaKANLinear(_MetaCoefficientsMixin, KANLinear):
     ) -> None:
         self._store_meta_options(meta_learner, embed_dim, hidden_dim, chunk_size)
         super().__init__(in_features, out_features, **kan_linear_kwargs)
+
+    def packed_weight(self) -> torch.Tensor:
+        """``[weight.view(O, I*K) | base_weight]``, generated block by block in that layout
+        (no separate ``(O, I, K+1)`` tensor to rearrange)."""
+        num_values = self.in_features * self.num_basis_functions
+
+        def pack(out: torch.Tensor) -> torch.Tensor:  # (r, I, K[+1]) -> (r, I*K [+ I])
+            if self.activation is None:
+                return out.flatten(1)
+            values = out[..., : self.num_basis_functions].reshape(out.shape[0], num_values)
+            return torch.cat([values, out[..., -1]], dim=-1)
+
+        return self.meta_learner.generate(self.prompts, self.chunk_size, self.weight_scale, pack)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, embed_dim={self.prompts.shape[-1]}"

@@ -5,9 +5,10 @@
 The four factors are the layer's only spline parameters (``core``, ``factor_out``,
 ``factor_in``, ``factor_basis``); the base branch and bias are ``KANLinear``'s. The
 forward never builds the ``(O, I, K)`` tensor: the basis expansion ``Phi (..., I, K)``
-(the same :func:`~lightning_kan.layers.expand_features` buffer) is contracted with U3,
-then U2, then G, then U1, which costs ``N*(I*K*r3 + I*r3*r2 + r3*r2*r1 + r1*O)``
-multiply-adds instead of ``N*O*I*K``.
+(the same :func:`~lightning_kan.layers.expand_features` buffer) is contracted with U3
+and U2 (in turn, or jointly through ``U2 (x) U3``), then G, then U1: about
+``N*(I*K*r3 + I*r3*r2 + r3*r2*r1 + r1*O)`` multiply-adds in turn, ``N*I*K*r2*r3``
+jointly, instead of ``N*O*I*K``.
 
 ``weight`` is still readable (rebuilt on demand, for plots, regularisation and
 ``edge_activations``), so code that only reads the coefficient protocol works unchanged.
@@ -81,6 +82,14 @@ class SlimKANLinear(_FixedCoefficientsMixin, KANLinear):
     ``factor_basis (K, r3)``, ``base_weight (O, I)`` (with a base branch), ``bias (O,)``:
     ``r1*r2*r3 + O*r1 + I*r2 + K*r3`` spline parameters.
 
+    Forward (``contraction``): ``"sequential"`` contracts ``Phi (N, I, K)`` with U3
+    (``(N, I, r3)``), then U2 (``(N, r3, r2)``), then G and U1; ``"kron"`` contracts the
+    flat ``Phi (N, I*K)`` with ``U2 (x) U3 (I*K, r2*r3)`` in one GEMM on the expansion
+    buffer (no ``(N, I, r3)`` intermediate; faster on CPU, see ``benchmarks/slim_meta.py``),
+    then G and U1. ``"auto"`` (default) takes ``"kron"`` while ``r2*r3 <= 2*O``, i.e.
+    while ``U2 (x) U3`` is at most twice the size of the dense tensor, which neither
+    path ever builds.
+
     Initialisation: orthonormal factors and a uniform core scaled so the rebuilt tensor
     has the Frobenius norm of a ``KANLinear``'s initial coefficients.
 
@@ -100,6 +109,8 @@ class SlimKANLinear(_FixedCoefficientsMixin, KANLinear):
         compiled: bool = False,
     ) -> None:
         self._requested_ranks = ranks  # read by _build_coefficients during super().__init__
+        #: "sequential", "kron" or "auto" (see the class docstring)
+        self.contraction = "auto"
         super().__init__(
             in_features,
             out_features,
@@ -150,20 +161,32 @@ class SlimKANLinear(_FixedCoefficientsMixin, KANLinear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
+        core = self.core  # read once: a parametrisation (e.g. a LoTRA adapter) runs once
         features = expand_features(x, self.basis, self.activation, self.compiled)
-        if features.dtype != self.core.dtype:
-            features = features.to(self.core.dtype)
+        if features.dtype != core.dtype:
+            features = features.to(core.dtype)
         r1, r2, r3 = self.ranks
         num_values = self.in_features * self.num_basis_functions
-        values = features[..., :num_values].unflatten(-1, (self.in_features, -1))
-        hidden = values @ self.factor_basis  # (..., I, r3)
-        hidden = hidden.transpose(-1, -2) @ self.factor_in  # (..., r3, r2)
-        core = self.core.permute(2, 1, 0).reshape(r3 * r2, r1)  # [c*r2 + b, a] = G[a, b, c]
-        hidden = hidden.flatten(-2) @ core  # (..., r1)
+        values = features[..., :num_values]  # (..., I*K), a strided view of the buffer
+        if self._use_kron():
+            # U2 (x) U3: (I*K, r2*r3), row i*K + k, column b*r3 + c; one GEMM on the view
+            hidden = F.linear(values, torch.kron(self.factor_in, self.factor_basis).T)
+            hidden = F.linear(hidden, core.reshape(r1, r2 * r3))  # (..., r1)
+        else:
+            hidden = values.unflatten(-1, (self.in_features, -1)) @ self.factor_basis
+            hidden = hidden.transpose(-1, -2) @ self.factor_in  # (..., r3, r2)
+            core = core.permute(2, 1, 0).reshape(r3 * r2, r1)  # [c*r2 + b, a] = G[a, b, c]
+            hidden = hidden.flatten(-2) @ core  # (..., r1)
         y = F.linear(hidden, self.factor_out, self.bias)  # (..., O)
         if self.base_weight is not None:
             y = y + F.linear(features[..., num_values:], self.base_weight)
         return y
+
+    def _use_kron(self) -> bool:
+        if self.contraction != "auto":
+            return self.contraction == "kron"
+        _, r2, r3 = self.ranks
+        return r2 * r3 <= 2 * self.out_features
 
     @classmethod
     def from_dense(
