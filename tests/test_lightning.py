@@ -216,3 +216,43 @@ def test_missing_data_root_is_a_clear_error(tmp_path):
     result = run_console("fit", "--config", str(path), cwd=tmp_path)
     assert result.returncode != 0
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_training_loss_is_logged_fresh_at_the_logger_cadence(tmp_path):
+    """Steps the logger does not write skip ``self.log``; the written ones are that step's."""
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger
+
+    from lightning_kan.data import FunctionDataModule
+    from lightning_kan.nets import KAN
+
+    class LossRecorder(L.Callback):
+        losses: dict[int, float] = {}  # noqa: RUF012
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.losses[trainer.global_step - 1] = float(outputs["loss"])
+
+    recorder = LossRecorder()
+    trainer = L.Trainer(
+        max_epochs=2,
+        log_every_n_steps=3,
+        logger=CSVLogger(tmp_path),
+        callbacks=[recorder],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+    )
+    data = FunctionDataModule("kan-toy", num_train=1000, batch_size=100)
+    trainer.fit(RegressionTask(KAN([2, 3, 1])), data)
+    rows = [
+        r for r in csv_rows(tmp_path / "lightning_logs/version_0/metrics.csv") if r["train/loss"]
+    ]
+    assert [int(r["step"]) for r in rows] == [2, 5, 8, 11, 14, 17]
+    for r in rows:
+        assert math.isclose(float(r["train/loss"]), recorder.losses[int(r["step"])], rel_tol=1e-6)
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
