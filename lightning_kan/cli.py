@@ -22,6 +22,13 @@ import lightning as L
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningCLI
 
+# imported so that configs and --trainer.callbacks+=... can name these classes by their
+# short names (jsonargparse resolves subclasses that have been imported)
+import lightning_kan.callbacks
+import lightning_kan.data
+import lightning_kan.lotra
+import lightning_kan.nets
+import lightning_kan.pde  # noqa: F401
 from lightning_kan.tasks import KANTask
 
 __all__ = ["KANCLI", "build_cli", "main"]

@@ -469,3 +469,25 @@ def test_two_process_ddp_finetune_keeps_ranks_identical(tmp_path):
         torch.testing.assert_close(rank1[name], value, rtol=0, atol=0, msg=name)
     core = next(v for n, v in rank0.items() if n.endswith("adapters.default.core"))
     assert torch.count_nonzero(core) > 0  # the adapters did train
+
+
+def test_callback_by_short_name_on_the_cli(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    main(
+        [
+            "fit",
+            "--config",
+            str(ROOT / "configs/pde_elliptic.yaml"),
+            "--trainer.max_epochs=1",
+            "--data.init_args.steps_per_epoch=2",
+            "--model.init_args.lbfgs_epochs=0",
+            "--trainer.callbacks+=LoTRA",
+            "--trainer.callbacks.ranks=[1, 2, 2]",
+            "--trainer.callbacks.lr_strategy=uniform",
+        ]
+    )
+    checkpoint = torch.load(
+        tmp_path / "runs/pde_elliptic/version_0/checkpoints/last.ckpt", weights_only=True
+    )
+    adapter_keys = [k for k in checkpoint["lotra"]["state_dict"] if ".adapters.default." in k]
+    assert len(adapter_keys) == 3 * 4  # core + 3 factors on each of the 3 layers
