@@ -8,7 +8,8 @@ of the best validation checkpoint, trainable parameters). Digits: KAN, Slim KAN,
 MetaKAN, ConvKAN, MetaConvKAN and MLP configs (test accuracy, trainable parameters, and
 the peak memory of one training step at batch 1024, measured in a fresh process as
 ``benchmarks/common.py`` does). Every model trains with its shipped config, unchanged;
-``run`` is ``examples/results_table.py``'s.
+``run`` is ``examples/results_table.py``'s. Compression: the trained digits KAN turned
+into Slim KANs by ``SlimKAN.from_dense`` at several energies, tested without fine-tuning.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from common import MB, peak_step_bytes  # noqa: E402
 from results_table import CONFIGS, EQUATIONS, run  # noqa: E402
 
 from lightning_kan.cli import build_cli  # noqa: E402
+from lightning_kan.nets import SlimKAN  # noqa: E402
+from lightning_kan.utils import count_parameters  # noqa: E402
 
 FEYNMAN = (
     ("KAN", "feynman_kan.yaml"),
@@ -76,9 +79,43 @@ def peak_mb(config: str) -> float:
     return int(result.stdout.strip().splitlines()[-1]) / MB
 
 
+def compress_table(folder: str) -> None:
+    """Train the digits KAN, compress it with ``SlimKAN.from_dense`` at several energies
+    (HOSVD + 2 HOOI sweeps, no fine-tuning) and test every compressed network."""
+    cli = build_cli(
+        [
+            "--config",
+            str(CONFIGS / "digits_kan.yaml"),
+            f"--trainer.default_root_dir={folder}",
+            f"--trainer.logger.init_args.save_dir={folder}",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.enable_model_summary=false",
+        ],
+        run=False,
+    )
+    cli.trainer.fit(cli.model, cli.datamodule)
+    best = torch.load(cli.trainer.checkpoint_callback.best_model_path, weights_only=True)
+    task = cli.model
+    task.load_state_dict(best["state_dict"])
+    dense = task.net
+    print("\n| compressed digits KAN | ranks per layer | max rel. error | test acc. | params |")
+    print("|---|---|---|---|---|")
+    (base,) = cli.trainer.test(task, cli.datamodule, verbose=False)
+    print(f"| dense KAN | - | 0 | {base['test/accuracy']:.3f} | {count_parameters(dense)} |")
+    for energy in (0.999, 0.99, 0.95, 0.9):
+        task.net = SlimKAN.from_dense(dense, energy=energy, hooi_iters=2)
+        (m,) = cli.trainer.test(task, cli.datamodule, verbose=False)
+        ranks = " / ".join("x".join(map(str, r)) for r in task.net.ranks)
+        print(
+            f"| energy {energy} | {ranks} | {max(task.net.compression_errors):.3f} "
+            f"| {m['test/accuracy']:.3f} | {count_parameters(task.net)} |",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=("feynman", "digits"))
+    parser.add_argument("--only", choices=("feynman", "digits", "compress"))
     parser.add_argument("--memory-worker", metavar="CONFIG", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_worker:
@@ -97,6 +134,8 @@ def main() -> None:
                         f"| {m['parameters']} | {m['seconds_per_epoch']:.2f} |",
                         flush=True,
                     )
+        if args.only in (None, "compress"):
+            compress_table(folder)
         if args.only in (None, "digits"):
             print(f"\n| model | test accuracy | parameters | peak step MB (batch {MEMORY_BATCH}) |")
             print("|---|---|---|---|")

@@ -12,9 +12,10 @@ choice of ours; the reference code has no such factor). A layer's trainable para
 are its prompts ``(O, I, *kernel, d_z)`` (and bias); the meta-learner is usually shared
 by several layers (``nets.MetaKAN`` clusters them) and counted once.
 
-The weights are generated in chunks of ``chunk_size`` edges under activation
-checkpointing, so the ``(edges, h)`` hidden activations never exist all at once: peak
-memory is the generated ``(O, I, K+1, *kernel)`` weights plus one chunk's hidden layer.
+The weights are generated in blocks of about ``chunk_size`` edges into one result,
+and the backward recomputes each block's hidden layer, so the ``(edges, h)`` hidden
+activations never exist all at once: peak memory is the generated weights, their
+gradient and one block's hidden layer.
 The forward then is ``KANLinear``'s / ``KANConv``'s (one GEMM or convolution over the
 same :func:`~lightning_kan.layers.expand_features` buffer).
 """
@@ -26,8 +27,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from lightning_kan.bases.base import _check_positive_int
 from lightning_kan.layers.kan_conv import _KANConvNd
@@ -71,11 +72,7 @@ class MetaLearner(nn.Module):
 
     def forward(self, prompts: torch.Tensor) -> torch.Tensor:
         first, _, second = self.net
-        if self.embed_dim == 1:  # an outer product: cheaper elementwise than as a GEMM
-            hidden = torch.addcmul(first.bias, prompts, first.weight[:, 0])
-        else:
-            hidden = first(prompts)
-        return second(hidden.relu_())
+        return _meta_forward(prompts, first.weight, first.bias, second.weight, second.bias)
 
     def generate(
         self,
@@ -89,26 +86,77 @@ class MetaLearner(nn.Module):
         ``prompts (rows, ..., d_z)`` is split along its first dimension into blocks of
         ``max(1, chunk_size // edges per row)`` rows; each block's ``(r, ..., out_features)``
         output goes through ``transform`` (default: none; a layer uses it to write its
-        packed GEMM layout directly) and the blocks are concatenated along dim 0. With
-        gradients enabled each block runs under activation checkpointing, so only the
-        prompts and the outputs are kept for the backward and the hidden layer is
-        recomputed there block by block.
+        packed GEMM layout directly) into one preallocated result. The backward
+        recomputes each block's hidden layer, so only the prompts and the result are
+        kept: peak memory is the result, its gradient and one block's activations.
         """
-
-        def run(block: torch.Tensor) -> torch.Tensor:
-            out = self(block) * scale
-            return out if transform is None else transform(out)
-
         rows_per_block = max(1, chunk_size // max(1, math.prod(prompts.shape[1:-1])))
-        if prompts.shape[0] <= rows_per_block:
-            return run(prompts)
-        blocks = prompts.split(rows_per_block)
-        if torch.is_grad_enabled():
-            return torch.cat([checkpoint(run, b, use_reentrant=False) for b in blocks])
-        return torch.cat([run(b) for b in blocks])
+        first, _, second = self.net
+        params = (first.weight, first.bias, second.weight, second.bias)
+        return _BlockwiseGenerate.apply(rows_per_block, scale, transform, prompts, *params)
 
     def extra_repr(self) -> str:
         return f"embed_dim={self.embed_dim}, hidden_dim={self.hidden_dim}"
+
+
+def _meta_forward(
+    prompts: torch.Tensor,
+    weight1: torch.Tensor,
+    bias1: torch.Tensor,
+    weight2: torch.Tensor,
+    bias2: torch.Tensor,
+) -> torch.Tensor:
+    """``Linear -> ReLU -> Linear`` on ``prompts (..., d_z)``."""
+    if weight1.shape[1] == 1:  # scalar prompts: an outer product, cheaper elementwise
+        hidden = torch.addcmul(bias1, prompts, weight1[:, 0])
+    else:
+        hidden = F.linear(prompts, weight1, bias1)
+    return F.linear(hidden.relu_(), weight2, bias2)
+
+
+class _BlockwiseGenerate(torch.autograd.Function):
+    """Block-by-block generation that keeps no hidden activations for the backward."""
+
+    @staticmethod
+    def forward(ctx, rows_per_block, scale, transform, prompts, *params):
+        def run(block: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
+            out = _meta_forward(block, *weights) * scale
+            return out if transform is None else transform(out)
+
+        result = None
+        for start in range(0, prompts.shape[0], rows_per_block):
+            block = run(prompts[start : start + rows_per_block], *params)
+            if result is None:
+                result = block.new_empty(prompts.shape[0], *block.shape[1:])
+            result[start : start + rows_per_block] = block
+        ctx.run, ctx.rows_per_block = run, rows_per_block
+        ctx.save_for_backward(prompts, *params)
+        return result
+
+    @staticmethod
+    def backward(ctx, grad_result):
+        prompts, *params = ctx.saved_tensors
+        needs = ctx.needs_input_grad[3:]
+        tensors = (prompts, *params)
+        grads = [torch.zeros_like(t) if n else None for t, n in zip(tensors, needs, strict=True)]
+        weights = [p.detach().requires_grad_(n) for p, n in zip(params, needs[1:], strict=True)]
+        rows = ctx.rows_per_block
+        with torch.enable_grad():
+            for start in range(0, prompts.shape[0], rows):
+                block = prompts[start : start + rows].detach().requires_grad_(needs[0])
+                inputs = [t for t in (block, *weights) if t.requires_grad]
+                if not inputs:
+                    break
+                out = ctx.run(block, *weights)
+                block_grads = iter(
+                    torch.autograd.grad(out, inputs, grad_result[start : start + rows])
+                )
+                if needs[0]:
+                    grads[0][start : start + rows] = next(block_grads)
+                for index, weight in enumerate(weights, start=1):
+                    if weight.requires_grad:
+                        grads[index] += next(block_grads)
+        return None, None, None, *grads
 
 
 class _MetaCoefficientsMixin(_FixedCoefficientsMixin):
@@ -185,7 +233,7 @@ class MetaKANLinear(_MetaCoefficientsMixin, KANLinear):
             build one (``embed_dim``, ``hidden_dim``) owned by this layer.
         embed_dim: prompt dimension ``d_z`` (ignored when ``meta_learner`` is given).
         hidden_dim: hidden width ``h`` of a new meta-learner.
-        chunk_size: edges generated per checkpointed block (whole output rows).
+        chunk_size: edges generated per block (whole output rows).
 
     Parameters: ``prompts (O, I, d_z)``, ``bias (O,)`` if ``bias``, and the meta-learner.
     Shapes: ``x (..., I) -> (..., O)``.

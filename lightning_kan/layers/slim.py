@@ -39,6 +39,7 @@ from lightning_kan.layers.tucker import (
 __all__ = ["SlimKANLinear", "resolve_ranks"]
 
 Ranks = int | Sequence[int]
+_KRON_COLUMNS = 256  # "auto" contracts with U2 (x) U3 up to this many columns (or 2*O)
 
 
 def resolve_ranks(shape: Sequence[int], ranks: Ranks) -> tuple[int, ...]:
@@ -86,9 +87,10 @@ class SlimKANLinear(_FixedCoefficientsMixin, KANLinear):
     (``(N, I, r3)``), then U2 (``(N, r3, r2)``), then G and U1; ``"kron"`` contracts the
     flat ``Phi (N, I*K)`` with ``U2 (x) U3 (I*K, r2*r3)`` in one GEMM on the expansion
     buffer (no ``(N, I, r3)`` intermediate; faster on CPU, see ``benchmarks/slim_meta.py``),
-    then G and U1. ``"auto"`` (default) takes ``"kron"`` while ``r2*r3 <= 2*O``, i.e.
-    while ``U2 (x) U3`` is at most twice the size of the dense tensor, which neither
-    path ever builds.
+    then G and U1. ``"auto"`` (default) takes ``"kron"`` while
+    ``r2*r3 <= max(2*O, 256)``: ``U2 (x) U3`` is then at most twice the dense tensor or
+    ``256*I*K`` numbers (usually far less than the ``(N, I, r3)`` intermediates of the
+    sequential path); neither path builds the dense tensor.
 
     Initialisation: orthonormal factors and a uniform core scaled so the rebuilt tensor
     has the Frobenius norm of a ``KANLinear``'s initial coefficients.
@@ -186,7 +188,7 @@ class SlimKANLinear(_FixedCoefficientsMixin, KANLinear):
         if self.contraction != "auto":
             return self.contraction == "kron"
         _, r2, r3 = self.ranks
-        return r2 * r3 <= 2 * self.out_features
+        return r2 * r3 <= max(2 * self.out_features, _KRON_COLUMNS)
 
     @classmethod
     def from_dense(
