@@ -21,7 +21,8 @@ EQUATIONS = ("I.9.18", "I.12.2", "I.37.4")
 
 
 def run(config: str, folder: str, *overrides: str) -> dict[str, float]:
-    """Fit one config, test its best checkpoint; metrics, parameters and seconds/epoch."""
+    """Fit one config, test its best checkpoint; metrics, parameters, fit seconds (total and
+    per epoch)."""
     cli = build_cli(
         [
             "--config",
@@ -36,10 +37,11 @@ def run(config: str, folder: str, *overrides: str) -> dict[str, float]:
     )
     start = time.perf_counter()
     cli.trainer.fit(cli.model, cli.datamodule)
-    seconds_per_epoch = (time.perf_counter() - start) / max(cli.trainer.current_epoch, 1)
+    seconds = time.perf_counter() - start
     (metrics,) = cli.trainer.test(cli.model, cli.datamodule, ckpt_path="best", verbose=False)
     metrics["parameters"] = count_parameters(cli.model.net)
-    metrics["seconds_per_epoch"] = seconds_per_epoch
+    metrics["seconds"] = seconds
+    metrics["seconds_per_epoch"] = seconds / max(cli.trainer.current_epoch, 1)
     return metrics
 
 

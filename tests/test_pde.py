@@ -118,6 +118,8 @@ def test_cli_pde_fit_then_plot_example(tmp_path, monkeypatch):
             str(root / "configs/pde_elliptic.yaml"),
             "--trainer.max_epochs=2",
             "--trainer.check_val_every_n_epoch=1",
+            "--model.init_args.lbfgs_epochs=1",  # Adam, then L-BFGS, through the CLI
+            "--model.init_args.lbfgs_max_iter=3",
             "--data.init_args.num_interior=100",
         ]
     )
