@@ -147,3 +147,14 @@ def test_metakan_learns_a_function():
         loss.backward()
         opt.step()
     assert loss.item() < 0.2 * first
+
+
+def test_lotra_adapts_prompts_and_param_groups_still_build():
+    lotra = pytest.importorskip("lightning_kan.lotra")
+    net = MetaKAN([3, 6, 2], lr_prompt=1e-2, lr_meta=1e-3)
+    x = torch.rand(5, 3)
+    before = net(x)
+    lotra.add_adapter(net, ranks=(2, 2, 1), parameter_name="prompts")
+    torch.testing.assert_close(net(x), before)  # the adapter starts at zero
+    optimizer = torch.optim.Adam(net.param_groups())
+    assert all(p.is_leaf for g in optimizer.param_groups for p in g["params"])

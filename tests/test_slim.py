@@ -154,3 +154,15 @@ def test_slim_kan_trains_and_refuses_grid_updates():
     assert loss.item() < 0.2 * first
     with pytest.raises(NotImplementedError, match="from_dense"):
         net.update_grid(x)
+
+
+def test_lotra_adapts_the_slim_core():
+    lotra = pytest.importorskip("lightning_kan.lotra")
+    net = SlimKAN([3, 6, 2], ranks=3)
+    x = torch.rand(5, 3)
+    before = net(x)
+    lotra.add_adapter(net, ranks=2, parameter_name="core")
+    torch.testing.assert_close(net(x), before)
+    net(x).sum().backward()
+    adapter = [n for n, p in net.named_parameters() if "adapters" in n and p.grad is not None]
+    assert adapter

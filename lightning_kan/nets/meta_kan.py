@@ -110,7 +110,7 @@ class _MetaNetMixin:
         """
         lr_prompt = self.lr_prompt if lr_prompt is None else lr_prompt
         lr_meta = self.lr_meta if lr_meta is None else lr_meta
-        prompts = [layer.prompts for layer in self.meta_layers()]
+        prompts = [_prompt_parameter(layer) for layer in self.meta_layers()]
         meta = list(self.meta_learners.parameters())
         taken = {id(p) for p in prompts + meta}
         rest = [p for p in self.parameters() if id(p) not in taken]  # type: ignore[attr-defined]
@@ -126,6 +126,14 @@ class _MetaNetMixin:
                     group["lr"] = lr
                 groups.append(group)
         return groups
+
+
+def _prompt_parameter(layer: nn.Module) -> nn.Parameter:
+    """The layer's prompt Parameter, also under a parametrisation (a LoTRA adapter)."""
+    parametrizations = getattr(layer, "parametrizations", None)
+    if parametrizations is not None and "prompts" in parametrizations:
+        return parametrizations["prompts"].original
+    return layer.prompts
 
 
 def _num_outputs(basis: str, basis_kwargs: dict[str, Any] | None, base_activation: Any) -> int:
