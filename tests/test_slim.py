@@ -166,3 +166,52 @@ def test_lotra_adapts_the_slim_core():
     net(x).sum().backward()
     adapter = [n for n, p in net.named_parameters() if "adapters" in n and p.grad is not None]
     assert adapter
+
+
+@pytest.mark.parametrize(
+    ("slim_cls", "dense_cls", "shape", "options"),
+    [
+        ("SlimKANConv1d", "KANConv1d", (2, 3, 9), {"padding": 2, "dilation": 2}),
+        ("SlimKANConv2d", "KANConv2d", (2, 3, 7, 7), {"padding": 1, "stride": 2}),
+        ("SlimKANConv2d", "KANConv2d", (3, 6, 6), {"padding": 1, "padding_mode": "reflect"}),
+        ("SlimKANConv3d", "KANConv3d", (1, 3, 4, 4, 4), {"padding": "same"}),
+    ],
+)
+def test_slim_conv_matches_dense_conv_of_the_rebuilt_tensor(slim_cls, dense_cls, shape, options):
+    from lightning_kan import layers
+
+    slim = getattr(layers, slim_cls)(3, 4, 3, ranks=(2, 3, 4), **options).double()
+    K, taps = 8, 3**slim.ndim
+    assert slim.num_spline_parameters() == 2 * 3 * 4 * taps + 4 * 2 + 3 * 3 + K * 4
+    dense = getattr(layers, dense_cls)(3, 4, 3, **options).double()
+    with torch.no_grad():
+        dense.weight.copy_(slim.weight)
+        dense.base_weight.copy_(slim.base_weight)
+        dense.bias.copy_(slim.bias)
+    x = torch.rand(*shape, dtype=torch.float64)
+    torch.testing.assert_close(slim(x), dense(x))
+    # and back: full-rank compression of the dense layer reproduces it
+    full, error = getattr(layers, slim_cls).from_dense(dense, ranks=(4, 3, 8))
+    assert error < 1e-12
+    torch.testing.assert_close(full(x), dense(x))
+
+
+def test_slim_conv_gradcheck_and_bad_options():
+    from lightning_kan.layers import KANConv1d, SlimKANConv1d, SlimKANConv2d
+
+    slim = SlimKANConv2d(2, 3, 3, ranks=2, padding=1, basis_kwargs={"grid_size": 3}).double()
+    x = torch.rand(1, 2, 4, 4, dtype=torch.float64)
+    names = [name for name, _ in slim.named_parameters()]
+
+    def fn(*params):
+        return torch.func.functional_call(slim, dict(zip(names, params, strict=True)), (x,))
+
+    assert torch.autograd.gradcheck(fn, tuple(slim.parameters()))
+    with pytest.raises(ValueError, match="groups=2"):
+        SlimKANConv2d(4, 4, 3, groups=2)
+    with pytest.raises(ValueError, match=r"ranks\[0\]=9"):
+        SlimKANConv2d(2, 3, 3, ranks=(9, 1, 1))
+    with pytest.raises(ValueError, match="KANConv2d"):
+        SlimKANConv2d.from_dense(KANConv1d(2, 3, 3), ranks=2)
+    errors = [SlimKANConv1d.from_dense(KANConv1d(3, 5, 3), ranks=r)[1] for r in (1, 2, 3)]
+    assert errors[0] > errors[1] > errors[2]

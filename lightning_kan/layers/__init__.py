@@ -12,7 +12,7 @@ from lightning_kan.layers.meta import (
     MetaKANLinear,
     MetaLearner,
 )
-from lightning_kan.layers.slim import SlimKANLinear
+from lightning_kan.layers.slim import SlimKANConv1d, SlimKANConv2d, SlimKANConv3d, SlimKANLinear
 
 __all__ = [
     "BaseActivation",
@@ -25,6 +25,9 @@ __all__ = [
     "MetaKANConv3d",
     "MetaKANLinear",
     "MetaLearner",
+    "SlimKANConv1d",
+    "SlimKANConv2d",
+    "SlimKANConv3d",
     "SlimKANLinear",
     "expand_features",
     "resolve_activation",

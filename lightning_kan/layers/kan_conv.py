@@ -138,8 +138,14 @@ class _KANConvNd(KANLayer):
         # (N, C, *S) -> channels-last expansion (N, *S, C*K + C) -> channels-first view
         features = expand_features(x.movedim(1, -1), self.basis, self.activation, self.compiled)
         features = features.movedim(-1, 1)
-        conv = _CONV[self.ndim]
         options = {"stride": self.stride, "padding": padding, "dilation": self.dilation}
+        y = self._convolve(features, options)
+        return y.squeeze(0) if unbatched else y
+
+    def _convolve(self, features: torch.Tensor, options: dict[str, Any]) -> torch.Tensor:
+        """Contract the expanded input ``(N, C*K [+ C], *S)`` (channel ``c*K + k``, then
+        the base branch) with the coefficients; ``options``: stride, padding, dilation."""
+        conv = _CONV[self.ndim]
         num_values = self.in_channels * self.num_basis_functions
         weight, base_weight = self._coefficients()
         values_weight = weight.flatten(1, 2)  # (O, C_g*K, *kernel), channel c*K + k
@@ -164,7 +170,7 @@ class _KANConvNd(KANLayer):
                 groups=self.groups,
                 **options,
             )
-        return y.squeeze(0) if unbatched else y
+        return y
 
     # ------------------------------------------------- B-spline grids (SplineGridMixin)
     def _grid_samples(self, x: torch.Tensor) -> torch.Tensor:

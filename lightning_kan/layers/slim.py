@@ -1,4 +1,4 @@
-"""``SlimKANLinear``: a ``KANLinear`` whose coefficient tensor is stored in Tucker form.
+"""``SlimKANLinear`` / ``SlimKANConv*d``: KAN layers whose coefficients are Tucker factors.
 
     weight = G x_0 U1 x_1 U2 x_2 U3        G (r1, r2, r3), U1 (O, r1), U2 (I, r2), U3 (K, r3)
 
@@ -9,6 +9,9 @@ forward never builds the ``(O, I, K)`` tensor: the basis expansion ``Phi (..., I
 and U2 (in turn, or jointly through ``U2 (x) U3``), then G, then U1: about
 ``N*(I*K*r3 + I*r3*r2 + r3*r2*r1 + r1*O)`` multiply-adds in turn, ``N*I*K*r2*r3``
 jointly, instead of ``N*O*I*K``.
+
+``SlimKANConv{1,2,3}d`` do the same for KAN convolutions: the (out, in, basis) modes
+are factored and the kernel modes stay whole in the core ``(r1, r2, r3, *kernel)``.
 
 ``weight`` is still readable (rebuilt on demand, for plots, regularisation and
 ``edge_activations``), so code that only reads the coefficient protocol works unchanged.
@@ -27,16 +30,17 @@ from torch import nn
 
 from lightning_kan.bases import Basis
 from lightning_kan.layers.expansion import expand_features
+from lightning_kan.layers.kan_conv import _CONV, _KANConvNd
 from lightning_kan.layers.kan_linear import KANLinear
 from lightning_kan.layers.tucker import (
     check_ranks,
     hooi,
+    mode_product,
     ranks_for_energy,
     relative_error,
-    tucker_to_tensor,
 )
 
-__all__ = ["SlimKANLinear", "resolve_ranks"]
+__all__ = ["SlimKANConv1d", "SlimKANConv2d", "SlimKANConv3d", "SlimKANLinear", "resolve_ranks"]
 
 Ranks = int | Sequence[int]
 _KRON_COLUMNS = 256  # "auto" contracts with U2 (x) U3 up to this many columns (or 2*O)
@@ -69,7 +73,103 @@ class _FixedCoefficientsMixin:
     refine_grid = update_grid
 
 
-class SlimKANLinear(_FixedCoefficientsMixin, KANLinear):
+class _TuckerCoefficientsMixin(_FixedCoefficientsMixin):
+    """Tucker factors of the (out, in, basis) modes in place of ``weight``.
+
+    ``core (r1, r2, r3, *kernel)`` keeps any kernel modes whole; ``factor_out (O, r1)``,
+    ``factor_in (I, r2)``, ``factor_basis (K, r3)``; ``base_weight`` stays dense.
+    """
+
+    coefficient_shape: tuple[int, ...]
+    activation: Any
+    bias: nn.Parameter | None
+    base_weight: nn.Parameter | None
+
+    def _build_coefficients(self) -> None:
+        out_features, group_inputs, num_functions, *kernel = self.coefficient_shape
+        self.ranks = resolve_ranks(self.coefficient_shape[:3], self._requested_ranks)
+        r1, r2, r3 = self.ranks
+        self.core = nn.Parameter(torch.empty(r1, r2, r3, *kernel))
+        self.factor_out = nn.Parameter(torch.empty(out_features, r1))
+        self.factor_in = nn.Parameter(torch.empty(group_inputs, r2))
+        self.factor_basis = nn.Parameter(torch.empty(num_functions, r3))
+        if self.activation is not None:
+            self.base_weight = nn.Parameter(torch.empty(out_features, group_inputs, *kernel))
+        else:
+            self.register_parameter("base_weight", None)
+
+    def _reset_coefficients(self, bound: float) -> None:
+        for factor in self.factors:
+            nn.init.orthogonal_(factor)
+        # orthonormal factors keep the Frobenius norm: match U(-bound, bound) on every entry
+        scale = math.sqrt(math.prod(self.coefficient_shape) / self.core.numel())
+        nn.init.uniform_(self.core, -bound * scale, bound * scale)
+
+    @property
+    def factors(self) -> list[torch.Tensor]:
+        """``[U1 (O, r1), U2 (I, r2), U3 (K, r3)]``."""
+        return [self.factor_out, self.factor_in, self.factor_basis]
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The rebuilt coefficients ``(O, I, K, *kernel)`` (differentiable; not used by
+        the forward)."""
+        out = self.core
+        for mode, factor in enumerate(self.factors):
+            out = mode_product(out, factor, mode)
+        return out
+
+    def _coefficients(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.weight, self.base_weight
+
+    def num_spline_parameters(self) -> int:
+        """``r1*r2*r3*prod(kernel) + O*r1 + I*r2 + K*r3``."""
+        return sum(p.numel() for p in (self.core, *self.factors))
+
+    def _copy_dense(self, layer: nn.Module, hooi_iters: int) -> float:
+        """Fill the factors from ``layer``'s dense coefficients (HOSVD + ``hooi_iters``
+        HOOI sweeps on the first three modes; kernel modes stay in the core), copy its
+        base weight and bias; return the coefficients' relative Frobenius error."""
+        weight = layer.weight.detach()
+        core, factors = _partial_tucker(weight, self.ranks, hooi_iters)
+        with torch.no_grad():
+            self.core.copy_(core)
+            for target, factor in zip(self.factors, factors, strict=True):
+                target.copy_(factor)
+            if layer.base_weight is not None:
+                self.base_weight.copy_(layer.base_weight)
+            if layer.bias is not None:
+                self.bias.copy_(layer.bias)
+        return relative_error(weight, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, ranks={self.ranks}"  # type: ignore[misc]
+
+
+def _partial_tucker(
+    tensor: torch.Tensor, ranks: Sequence[int], hooi_iters: int
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Tucker of the first ``len(ranks)`` modes; the remaining modes stay in the core."""
+    full = (*ranks, *tensor.shape[len(ranks) :])
+    core, factors = hooi(tensor, full, hooi_iters)
+    for mode in range(len(ranks), tensor.dim()):  # fold the square kernel factors back
+        core = mode_product(core, factors[mode], mode)
+    return core, factors[: len(ranks)]
+
+
+def _check_rank_source(ranks: Any, energy: float | None) -> None:
+    if (ranks is None) == (energy is None):
+        raise ValueError(
+            f"give exactly one of ranks and energy, got ranks={ranks!r}, energy={energy!r}"
+        )
+
+
+def _energy_ranks(weight: torch.Tensor, ranks: Any, energy: float | None) -> tuple[int, ...]:
+    chosen = ranks_for_energy(weight, energy)[:3] if energy is not None else ranks
+    return resolve_ranks(weight.shape[:3], chosen)
+
+
+class SlimKANLinear(_TuckerCoefficientsMixin, KANLinear):
     """A KAN layer whose ``(O, I, K)`` coefficients are a Tucker tensor of ``ranks``.
 
     Args:
@@ -124,43 +224,6 @@ class SlimKANLinear(_FixedCoefficientsMixin, KANLinear):
             compiled=compiled,
         )
 
-    def _build_coefficients(self) -> None:
-        out_features, in_features, num_functions = self.coefficient_shape
-        self.ranks = resolve_ranks(self.coefficient_shape, self._requested_ranks)
-        r1, r2, r3 = self.ranks
-        self.core = nn.Parameter(torch.empty(r1, r2, r3))
-        self.factor_out = nn.Parameter(torch.empty(out_features, r1))
-        self.factor_in = nn.Parameter(torch.empty(in_features, r2))
-        self.factor_basis = nn.Parameter(torch.empty(num_functions, r3))
-        if self.activation is not None:
-            self.base_weight = nn.Parameter(torch.empty(out_features, in_features))
-        else:
-            self.register_parameter("base_weight", None)
-
-    def _reset_coefficients(self, bound: float) -> None:
-        for factor in self.factors:
-            nn.init.orthogonal_(factor)
-        # orthonormal factors keep the Frobenius norm: match U(-bound, bound) on O*I*K entries
-        scale = math.sqrt(math.prod(self.coefficient_shape) / math.prod(self.ranks))
-        nn.init.uniform_(self.core, -bound * scale, bound * scale)
-
-    @property
-    def factors(self) -> list[torch.Tensor]:
-        """``[U1 (O, r1), U2 (I, r2), U3 (K, r3)]``."""
-        return [self.factor_out, self.factor_in, self.factor_basis]
-
-    @property
-    def weight(self) -> torch.Tensor:
-        """The rebuilt coefficient tensor ``(O, I, K)`` (differentiable; not used by forward)."""
-        return tucker_to_tensor(self.core, self.factors)
-
-    def _coefficients(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return self.weight, self.base_weight
-
-    def num_spline_parameters(self) -> int:
-        """``r1*r2*r3 + O*r1 + I*r2 + K*r3``."""
-        return sum(p.numel() for p in (self.core, *self.factors))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
         core = self.core  # read once: a parametrisation (e.g. a LoTRA adapter) runs once
@@ -205,33 +268,119 @@ class SlimKANLinear(_FixedCoefficientsMixin, KANLinear):
         (including a moved B-spline grid), base branch and bias are copied. Returns
         ``(slim_layer, relative Frobenius error of the coefficients)``.
         """
-        if (ranks is None) == (energy is None):
-            raise ValueError(
-                f"give exactly one of ranks and energy, got ranks={ranks!r}, energy={energy!r}"
-            )
+        _check_rank_source(ranks, energy)
         weight = layer.weight.detach()
-        chosen = ranks_for_energy(weight, energy) if energy is not None else ranks
-        chosen = resolve_ranks(weight.shape, chosen)
         slim = cls(
             layer.in_features,
             layer.out_features,
-            ranks=chosen,
+            ranks=_energy_ranks(weight, ranks, energy),
             basis=copy.deepcopy(layer.basis),
             base_activation=None if layer.activation is None else "identity",
             bias=layer.bias is not None,
             compiled=layer.compiled,
         ).to(device=weight.device, dtype=weight.dtype)
         slim.activation = layer.activation
-        core, factors = hooi(weight, chosen, hooi_iters)
-        with torch.no_grad():
-            slim.core.copy_(core)
-            for target, factor in zip(slim.factors, factors, strict=True):
-                target.copy_(factor)
-            if layer.base_weight is not None:
-                slim.base_weight.copy_(layer.base_weight)
-            if layer.bias is not None:
-                slim.bias.copy_(layer.bias)
-        return slim, relative_error(weight, tucker_to_tensor(core, factors))
+        return slim, slim._copy_dense(layer, hooi_iters)
 
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, ranks={self.ranks}"
+
+class _SlimKANConvNd(_TuckerCoefficientsMixin, _KANConvNd):
+    """Shared implementation of ``SlimKANConv{1,2,3}d``."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        ranks: Ranks = 4,
+        **kan_conv_kwargs: Any,
+    ) -> None:
+        self._requested_ranks = ranks  # read by _build_coefficients during super().__init__
+        if kan_conv_kwargs.get("groups", 1) != 1:
+            raise ValueError(
+                f"groups={kan_conv_kwargs['groups']} is not supported by Slim KAN "
+                "convolutions; use groups=1 (or a dense KANConv for grouped convolutions)"
+            )
+        super().__init__(in_channels, out_channels, kernel_size, **kan_conv_kwargs)
+
+    def _convolve(self, features: torch.Tensor, options: dict[str, Any]) -> torch.Tensor:
+        conv = _CONV[self.ndim]
+        ones = (1,) * self.ndim
+        core = self.core  # read once: a parametrisation (e.g. a LoTRA adapter) runs once
+        dtype = features.dtype
+        r1, r2, r3 = self.ranks
+        num_values = self.in_channels * self.num_basis_functions
+        # 1x1 convolution with U2 (x) U3 (channel c*K + k -> b*r3 + c3), then the spatial
+        # convolution with the core (r1, r2*r3, *kernel), then a 1x1 convolution with U1
+        pointwise = torch.kron(self.factor_in, self.factor_basis).T.reshape(-1, num_values, *ones)
+        hidden = conv(features[:, :num_values], pointwise.to(dtype))
+        hidden = conv(hidden, core.reshape(r1, r2 * r3, *self.kernel_size).to(dtype), **options)
+        y = conv(hidden, self.factor_out.reshape(-1, r1, *ones).to(dtype), self.bias)
+        if self.base_weight is not None:
+            y = y + conv(features[:, num_values:], self.base_weight.to(dtype), **options)
+        return y
+
+    @classmethod
+    def from_dense(
+        cls,
+        layer: _KANConvNd,
+        ranks: Ranks | None = None,
+        energy: float | None = None,
+        hooi_iters: int = 0,
+    ) -> tuple[_SlimKANConvNd, float]:
+        """Compress a ``KANConv{1,2,3}d`` (groups 1) like :meth:`SlimKANLinear.from_dense`;
+        the kernel modes stay whole in the core."""
+        if layer.ndim != cls.ndim:
+            raise ValueError(
+                f"{cls.__name__}.from_dense needs a KANConv{cls.ndim}d, got {type(layer).__name__}"
+            )
+        _check_rank_source(ranks, energy)
+        weight = layer.weight.detach()
+        slim = cls(
+            layer.in_channels,
+            layer.out_channels,
+            layer.kernel_size,
+            ranks=_energy_ranks(weight, ranks, energy),
+            stride=layer.stride,
+            padding=layer.padding,
+            dilation=layer.dilation,
+            groups=layer.groups,
+            bias=layer.bias is not None,
+            padding_mode=layer.padding_mode,
+            basis=copy.deepcopy(layer.basis),
+            base_activation=None if layer.activation is None else "identity",
+            compiled=layer.compiled,
+        ).to(device=weight.device, dtype=weight.dtype)
+        slim.activation = layer.activation
+        return slim, slim._copy_dense(layer, hooi_iters)
+
+
+class SlimKANConv1d(_SlimKANConvNd):
+    """Slim KAN 1-D convolution: core ``(r1, r2, r3, k)``; see :class:`SlimKANConv2d`."""
+
+    ndim = 1
+
+
+class SlimKANConv2d(_SlimKANConvNd):
+    """A ``KANConv2d`` whose ``(O, C, K, kh, kw)`` coefficients are a Tucker tensor.
+
+    Args: ``in_channels, out_channels, kernel_size``, ``ranks`` (as
+    :class:`SlimKANLinear`, over the (out, in, basis) modes) and ``KANConv2d``'s keyword
+    options (``groups`` must be 1).
+
+    Parameters: ``core (r1, r2, r3, kh, kw)`` (the kernel stays whole),
+    ``factor_out (O, r1)``, ``factor_in (C, r2)``, ``factor_basis (K, r3)``, dense
+    ``base_weight (O, C, kh, kw)`` and ``bias``. Forward: the expanded input goes through a
+    1x1 convolution with ``U2 (x) U3`` (``C*K -> r2*r3`` channels), the spatial
+    convolution with the core (``-> r1``) and a 1x1 convolution with U1 (``-> O``); the
+    dense ``(O, C, K, kh, kw)`` tensor is never built.
+
+    Shapes: ``(N, C_in, H, W) -> (N, C_out, H_out, W_out)``.
+    """
+
+    ndim = 2
+
+
+class SlimKANConv3d(_SlimKANConvNd):
+    """Slim KAN 3-D convolution: core ``(r1, r2, r3, kd, kh, kw)``."""
+
+    ndim = 3
