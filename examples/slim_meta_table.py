@@ -5,8 +5,8 @@
 
 Feynman fitting: KAN, Slim KAN, MetaKAN and MLP configs on three equations (test MSE
 of the best validation checkpoint, trainable parameters). Digits: KAN, Slim KAN,
-MetaKAN, ConvKAN, MetaConvKAN and MLP configs (test accuracy, trainable parameters, and
-the peak memory of one training step at batch 1024, measured in a fresh process as
+MetaKAN, ConvKAN, Slim ConvKAN, MetaConvKAN and MLP configs (test accuracy, trainable
+parameters, and the peak memory of one training step at batch 1024, measured in a fresh process as
 ``benchmarks/common.py`` does). Every model trains with its shipped config, unchanged;
 ``run`` is ``examples/results_table.py``'s. Compression: the trained digits KAN turned
 into Slim KANs by ``SlimKAN.from_dense`` at several energies, tested without fine-tuning.
@@ -44,6 +44,7 @@ DIGITS = (
     ("Slim KAN", "digits_slimkan.yaml"),
     ("MetaKAN", "digits_metakan.yaml"),
     ("ConvKAN", "digits_convkan.yaml"),
+    ("Slim ConvKAN", "digits_slimconvkan.yaml"),
     ("MetaConvKAN", "digits_metaconvkan.yaml"),
     ("MLP", "digits_mlp.yaml"),
 )

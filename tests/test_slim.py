@@ -215,3 +215,15 @@ def test_slim_conv_gradcheck_and_bad_options():
         SlimKANConv2d.from_dense(KANConv1d(2, 3, 3), ranks=2)
     errors = [SlimKANConv1d.from_dense(KANConv1d(3, 5, 3), ranks=r)[1] for r in (1, 2, 3)]
     assert errors[0] > errors[1] > errors[2]
+
+
+def test_slim_conv_kan_has_only_factors_and_classifies_images():
+    from lightning_kan.nets import ConvKAN, SlimConvKAN
+
+    net = SlimConvKAN(1, 10, channels=[4, 8], ranks=3)
+    assert not any(
+        name.endswith(".weight") and p.dim() >= 3 and "blocks" in name and "base" not in name
+        for name, p in net.named_parameters()
+    )
+    assert net(torch.rand(2, 1, 8, 8)).shape == (2, 10)
+    assert net.num_parameters() < ConvKAN(1, 10, channels=[4, 8]).num_parameters()

@@ -1,4 +1,4 @@
-"""``SlimKAN``: a ``KAN`` of ``SlimKANLinear`` layers (Tucker-factored coefficients)."""
+"""``SlimKAN`` / ``SlimConvKAN``: KAN / ConvKAN with Tucker-factored coefficients."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from lightning_kan.layers.slim import SlimKANLinear
+from lightning_kan.layers.slim import SlimKANConv2d, SlimKANLinear
+from lightning_kan.nets.conv_kan import ConvKAN, ConvNorm
 from lightning_kan.nets.kan import KAN, Norm
 
-__all__ = ["SlimKAN"]
+__all__ = ["SlimConvKAN", "SlimKAN"]
 
 LayerRanks = int | Sequence[int]
 
@@ -126,3 +127,59 @@ def _layer_ranks(ranks: Any, index: int, num_layers: int) -> LayerRanks:
         )
     entry = ranks[index]
     return entry if isinstance(entry, int) else tuple(entry)
+
+
+class SlimConvKAN(ConvKAN):
+    """A :class:`ConvKAN` of :class:`~lightning_kan.layers.SlimKANConv2d` blocks and a
+    :class:`~lightning_kan.layers.SlimKANLinear` KAN head.
+
+    Args:
+        ranks: Tucker ranks (out, in, basis) of every KAN layer: one int (clipped to each
+            mode's size) or one ``(r1, r2, r3)``; the kernel modes stay whole.
+        The others: as :class:`ConvKAN`.
+    """
+
+    def __init__(
+        self,
+        in_channels: int | None = None,
+        num_classes: int | None = None,
+        channels: Sequence[int] = (16, 32),
+        ranks: int | Sequence[int] = 8,
+        kernel_size: int = 3,
+        basis: str = "bspline",
+        basis_kwargs: dict[str, Any] | None = None,
+        base_activation: str | Callable[[torch.Tensor], torch.Tensor] | None = "silu",
+        norm: ConvNorm | None = "batch",
+        pool: str | None = "max",
+        pool_every: int = 1,
+        head: str = "kan",
+        dropout: float = 0.0,
+        compiled: bool = False,
+    ) -> None:
+        self._ranks_option = ranks  # plain attribute, read by the layer factories
+        super().__init__(
+            in_channels,
+            num_classes,
+            channels=channels,
+            kernel_size=kernel_size,
+            basis=basis,
+            basis_kwargs=basis_kwargs,
+            base_activation=base_activation,
+            norm=norm,
+            pool=pool,  # type: ignore[arg-type]
+            pool_every=pool_every,
+            head=head,  # type: ignore[arg-type]
+            dropout=dropout,
+            compiled=compiled,
+        )
+        del self._ranks_option
+
+    def _make_conv(
+        self, index: int, fan_in: int, fan_out: int, kernel_size: int, options: dict[str, Any]
+    ) -> nn.Module:
+        ranks = _layer_ranks(self._ranks_option, index, 1)
+        return SlimKANConv2d(fan_in, fan_out, kernel_size, ranks=ranks, padding="same", **options)
+
+    def _make_head(self, fan_in: int, num_classes: int, options: dict[str, Any]) -> nn.Module:
+        ranks = _layer_ranks(self._ranks_option, 0, 1)
+        return SlimKANLinear(fan_in, num_classes, ranks=ranks, **options)
