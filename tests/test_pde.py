@@ -199,8 +199,11 @@ def test_lbfgs_after_adam_lowers_the_loss_and_resumes(tmp_path):
         torch.testing.assert_close(resumed.net.state_dict()[name], value, rtol=1e-4, atol=1e-5)
 
 
-def test_lbfgs_epochs_must_fit_in_max_epochs(tmp_path):
-    with pytest.raises(ValueError, match=r"lbfgs_epochs=2 .*max_epochs, which is 1"):
-        _lbfgs_run(tmp_path, max_epochs=1)
+def test_lbfgs_epochs_need_a_finite_max_epochs(tmp_path):
+    with pytest.raises(ValueError, match=r"lbfgs_epochs=2 .*max_epochs, which is -1"):
+        _lbfgs_run(tmp_path, max_epochs=-1)
+    with pytest.warns(UserWarning, match="every epoch uses L-BFGS"):
+        task, _ = _lbfgs_run(tmp_path, max_epochs=1)  # L-BFGS only
+    assert task._lbfgs_batch is not None
     with pytest.raises(ValueError, match="lbfgs_epochs must be an integer >= 0, got -1"):
         PINNTask(KAN([2, 1]), lbfgs_epochs=-1)

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.utilities import grad_norm
+from lightning.pytorch.utilities import grad_norm, rank_zero_warn
 from torch import nn
 from torchmetrics import MeanSquaredError, MetricCollection
 
@@ -31,7 +31,8 @@ class PINNTask(KANTask):
     it once; pass ``problem`` to use the task without one.
 
     L-BFGS after Adam: with ``lbfgs_epochs > 0`` the last ``lbfgs_epochs`` epochs of
-    ``trainer.max_epochs`` run ``torch.optim.LBFGS`` (strong-Wolfe line search, up to
+    ``trainer.max_epochs`` (all of them if there are fewer, e.g. under ``fast_dev_run``)
+    run ``torch.optim.LBFGS`` (strong-Wolfe line search, up to
     ``lbfgs_max_iter`` iterations per training step) on one fixed batch: the first batch
     of that phase, kept in checkpoints so a resumed run continues on the same points.
     The task then uses Lightning's manual optimisation (``trainer.gradient_clip_val``
@@ -79,10 +80,17 @@ class PINNTask(KANTask):
                 "PINNTask needs a PDE problem: use a PDEDataModule or pass problem=..."
             )
         max_epochs = self.trainer.max_epochs
-        if stage == "fit" and self.lbfgs_epochs and not 0 < self.lbfgs_epochs <= max_epochs:
+        if stage != "fit" or not self.lbfgs_epochs:
+            return
+        if max_epochs is None or max_epochs < 0:
             raise ValueError(
                 f"lbfgs_epochs={self.lbfgs_epochs} are the last epochs of trainer.max_epochs, "
-                f"which is {max_epochs}: set max_epochs to a finite value >= lbfgs_epochs"
+                f"which is {max_epochs} (no end): set a finite max_epochs"
+            )
+        if max_epochs <= self.lbfgs_epochs and not self.trainer.fast_dev_run:
+            rank_zero_warn(
+                f"lbfgs_epochs={self.lbfgs_epochs} >= trainer.max_epochs={max_epochs}: every "
+                "epoch uses L-BFGS, none Adam; lower lbfgs_epochs to keep an Adam phase"
             )
 
     def _shared_step(self, batch: Any, stage: str) -> torch.Tensor:
@@ -103,7 +111,7 @@ class PINNTask(KANTask):
 
     def _in_lbfgs_phase(self) -> bool:
         return bool(self.lbfgs_epochs) and (
-            self.current_epoch >= self.trainer.max_epochs - self.lbfgs_epochs
+            self.current_epoch >= max(self.trainer.max_epochs - self.lbfgs_epochs, 0)
         )
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
