@@ -307,13 +307,13 @@ class _SlimKANConvNd(_TuckerCoefficientsMixin, _KANConvNd):
         ones = (1,) * self.ndim
         core = self.core  # read once: a parametrisation (e.g. a LoTRA adapter) runs once
         dtype = features.dtype
-        r1, r2, r3 = self.ranks
+        r1 = self.ranks[0]
         num_values = self.in_channels * self.num_basis_functions
-        # 1x1 convolution with U2 (x) U3 (channel c*K + k -> b*r3 + c3), then the spatial
-        # convolution with the core (r1, r2*r3, *kernel), then a 1x1 convolution with U1
-        pointwise = torch.kron(self.factor_in, self.factor_basis).T.reshape(-1, num_values, *ones)
-        hidden = conv(features[:, :num_values], pointwise.to(dtype))
-        hidden = conv(hidden, core.reshape(r1, r2 * r3, *self.kernel_size).to(dtype), **options)
+        # spatial convolution with G x_1 U2 x_2 U3 (r1, C*K, *kernel): r1/O of the dense
+        # tensor, never the dense tensor itself; then a 1x1 convolution with U1
+        reduced = mode_product(mode_product(core, self.factor_in, 1), self.factor_basis, 2)
+        reduced = reduced.reshape(r1, num_values, *self.kernel_size).to(dtype)
+        hidden = conv(features[:, :num_values], reduced, **options)
         y = conv(hidden, self.factor_out.reshape(-1, r1, *ones).to(dtype), self.bias)
         if self.base_weight is not None:
             y = y + conv(features[:, num_values:], self.base_weight.to(dtype), **options)
@@ -369,10 +369,10 @@ class SlimKANConv2d(_SlimKANConvNd):
 
     Parameters: ``core (r1, r2, r3, kh, kw)`` (the kernel stays whole),
     ``factor_out (O, r1)``, ``factor_in (C, r2)``, ``factor_basis (K, r3)``, dense
-    ``base_weight (O, C, kh, kw)`` and ``bias``. Forward: the expanded input goes through a
-    1x1 convolution with ``U2 (x) U3`` (``C*K -> r2*r3`` channels), the spatial
-    convolution with the core (``-> r1``) and a 1x1 convolution with U1 (``-> O``); the
-    dense ``(O, C, K, kh, kw)`` tensor is never built.
+    ``base_weight (O, C, kh, kw)`` and ``bias``. Forward: one spatial convolution of the
+    expanded input with ``G x_1 U2 x_2 U3`` (``(r1, C*K, kh, kw)``, ``r1/O`` of the dense
+    tensor; ``C*K -> r1`` channels), then a 1x1 convolution with U1 (``-> O``); the dense
+    ``(O, C, K, kh, kw)`` tensor is never built.
 
     Shapes: ``(N, C_in, H, W) -> (N, C_out, H_out, W_out)``.
     """
