@@ -156,6 +156,7 @@ def _lbfgs_run(tmp_path, max_epochs: int, callbacks=(), **fit_kwargs) -> tuple[P
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=0,
+        log_every_n_steps=1,  # tasks call self.log only on the steps the logger writes
         callbacks=list(callbacks),
     )
     trainer.fit(task, data, **fit_kwargs)

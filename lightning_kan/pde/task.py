@@ -103,10 +103,11 @@ class PINNTask(KANTask):
         residual_loss = residual.square().mean()
         boundary_loss = F.mse_loss(self.net(boundary), self.problem.boundary_values(boundary))
         loss = residual_loss + self.boundary_weight * boundary_loss
-        size = interior.shape[0]
-        self.log("train/loss", loss, prog_bar=True, batch_size=size)
-        self.log("train/residual", residual_loss, batch_size=size)
-        self.log("train/boundary", boundary_loss, batch_size=size)
+        if self.logs_this_step():
+            size = interior.shape[0]
+            self.log("train/loss", loss, prog_bar=True, batch_size=size)
+            self.log("train/residual", residual_loss, batch_size=size)
+            self.log("train/boundary", boundary_loss, batch_size=size)
         return loss
 
     def _in_lbfgs_phase(self) -> bool:
@@ -176,4 +177,5 @@ class PINNTask(KANTask):
         self._lbfgs_batch = checkpoint.get("pinn_lbfgs_batch")
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        self.log("train/grad_norm", grad_norm(self.net, norm_type=2)["grad_2.0_norm_total"])
+        if self.logs_this_step():
+            self.log("train/grad_norm", grad_norm(self.net, norm_type=2)["grad_2.0_norm_total"])

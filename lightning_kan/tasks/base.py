@@ -113,17 +113,12 @@ class KANTask(L.LightningModule):
         Each ``self.log`` call costs Lightning about a millisecond on a CPU (it moves its
         result object, metadata included, to the value's device every call): more than a
         small KAN's whole step. Training steps the logger does not write skip it, so the
-        progress bar's loss refreshes every ``log_every_n_steps`` steps. With gradient
-        accumulation or manual optimisation the step count and the logger's cadence
-        differ, and every step logs.
+        progress bar's loss refreshes every ``log_every_n_steps`` steps. Assumes one
+        optimizer step per batch (as the tasks here do, PINNTask's L-BFGS phase included);
+        with gradient accumulation the counts differ and every step logs.
         """
         trainer = self._trainer
-        if (
-            trainer is None
-            or trainer.fast_dev_run
-            or not self.automatic_optimization
-            or trainer.accumulate_grad_batches != 1
-        ):
+        if trainer is None or trainer.fast_dev_run or trainer.accumulate_grad_batches != 1:
             return True
         return (self.global_step + 1) % trainer.log_every_n_steps == 0
 
