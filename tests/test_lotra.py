@@ -491,3 +491,32 @@ def test_callback_by_short_name_on_the_cli(tmp_path, monkeypatch):
     )
     adapter_keys = [k for k in checkpoint["lotra"]["state_dict"] if ".adapters.default." in k]
     assert len(adapter_keys) == 3 * 4  # core + 3 factors on each of the 3 layers
+
+
+def test_pretrained_checkpoint_with_a_new_head_in_modules_to_save(tmp_path):
+    class TwoOutputHead(UserRegressor):
+        def __init__(self) -> None:
+            super().__init__(seed=1)
+            self.head_scale = nn.Linear(1, 2)  # a new task's head: new shape
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head_scale(self.net(x)).sum(-1, keepdim=True)
+
+    pretrained = UserRegressor(seed=0)
+    torch.save({"state_dict": pretrained.state_dict()}, tmp_path / "pretrained.ckpt")
+    module = TwoOutputHead()
+    callback = lotra.LoTRA(
+        ranks=RANKS,
+        modules_to_save=["head_scale"],
+        pretrained_checkpoint=str(tmp_path / "pretrained.ckpt"),
+    )
+    trainer(tmp_path, [callback], max_epochs=1).fit(module, toy_data())
+    for tensor in lotra.adapted_tensors(module):
+        assert torch.equal(tensor.original, pretrained.state_dict()[tensor.key])
+    assert module.head_scale.weight.shape == (2, 1)
+    strict = lotra.LoTRA(ranks=RANKS, pretrained_checkpoint=str(tmp_path / "pretrained.ckpt"))
+    with pytest.raises(RuntimeError, match=r"size mismatch for head_scale\.weight"):
+        trainer(tmp_path, [strict], max_epochs=1).fit(TwoOutputHead(), toy_data())
+    missing = lotra.LoTRA(ranks=RANKS, pretrained_checkpoint=str(tmp_path / "nowhere.ckpt"))
+    with pytest.raises(FileNotFoundError, match=r"pretrained_checkpoint=.*does not exist"):
+        trainer(tmp_path, [missing], max_epochs=1).fit(TwoOutputHead(), toy_data())

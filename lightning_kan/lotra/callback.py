@@ -142,7 +142,9 @@ class LoTRA(Callback):
         already = any(self.adapter_name in t.adapters.adapters for t in adapted_tensors(pl_module))
         if not already:
             if self.pretrained_checkpoint is not None:
-                _load_pretrained(pl_module, self.pretrained_checkpoint)
+                _load_pretrained(
+                    pl_module, self.pretrained_checkpoint, self.saved_module_names(pl_module)
+                )
             pl_module.requires_grad_(False)
             add_adapter(
                 pl_module,
@@ -207,13 +209,30 @@ def _chain(
     setattr(pl_module, hook_name, types.MethodType(hook, pl_module))
 
 
-def _load_pretrained(pl_module: nn.Module, path: str) -> None:
-    """Load a Lightning checkpoint's ``state_dict`` (or a bare state dict) strictly."""
+def _load_pretrained(pl_module: nn.Module, path: str, saved_modules: list[str]) -> None:
+    """Load a Lightning checkpoint's ``state_dict`` (or a bare state dict) into the module.
+
+    Strict, except for ``modules_to_save`` whose shapes changed (a new head for a new
+    task): those keep their fresh initialisation, and the skipped keys are reported.
+    """
     if not Path(path).is_file():
         raise FileNotFoundError(
             f"LoTRA pretrained_checkpoint={path!r} does not exist; pass the .ckpt written by "
             "the pretraining run (e.g. runs/<name>/version_0/checkpoints/last.ckpt)"
         )
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    state_dict = checkpoint.get("state_dict", checkpoint)
+    state_dict = dict(checkpoint.get("state_dict", checkpoint))
+    own = pl_module.state_dict()
+    prefixes = tuple(f"{name}." for name in saved_modules)
+    replaced = [
+        key
+        for key in state_dict
+        if key.startswith(prefixes) and key in own and own[key].shape != state_dict[key].shape
+    ]
+    for key in replaced:
+        state_dict[key] = own[key]
+    if replaced:
+        rank_zero_info(
+            f"LoTRA: new shapes in modules_to_save, kept freshly initialised: {replaced}"
+        )
     pl_module.load_state_dict(state_dict, strict=True)
