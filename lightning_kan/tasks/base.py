@@ -16,6 +16,8 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import MetricCollection
 
+from lightning_kan.utils import optimizer_config
+
 __all__ = ["KANTask", "NonFiniteLossError"]
 
 
@@ -178,10 +180,5 @@ class KANTask(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer(self.optimizer_parameters())
-        if self.lr_scheduler is None:
-            return optimizer
-        scheduler = self.lr_scheduler(optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss", "interval": "epoch"},
-        }
+        scheduler = None if self.lr_scheduler is None else self.lr_scheduler(optimizer)
+        return optimizer_config(optimizer, scheduler)
