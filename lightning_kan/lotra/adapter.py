@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from lightning_kan.layers.tucker import tucker_to_tensor
+from lightning_kan.layers.tucker import mode_product
 
 __all__ = [
     "COMPONENTS",
@@ -133,9 +133,32 @@ class TuckerDelta(nn.Module):
             else:
                 nn.init.orthogonal_(factor)
 
+    def _inner(self, dtype: torch.dtype) -> torch.Tensor:
+        """``G x2 U2 x3 U3 (x4 U4)`` unfolded along mode 1: ``(r1, I*K*T)``, small."""
+        inner = self.core
+        for mode in range(1, len(self.factors)):
+            inner = mode_product(inner, self.factors[mode], mode)
+        return inner.reshape(self.ranks[0], -1).to(dtype)
+
     def forward(self) -> torch.Tensor:
         """The update, shaped like the coefficient tensor ``(O, I, K, *kernel)``."""
-        return tucker_to_tensor(self.core, list(self.factors)).reshape(self.shape)
+        return (self.factors[0] @ self._inner(self.core.dtype)).view(self.shape)
+
+    def add_to(self, base: torch.Tensor) -> torch.Tensor:
+        """``base + update`` in one fused GEMM, ``addmm(base, U1, inner)``.
+
+        The only full-size tensor made is the result itself (written contiguously in the
+        layer's layout), and the backward is two thin GEMMs against its gradient: a
+        LoTRA step then costs less than a full fine-tuning step, whose optimizer has to
+        update every coefficient (``benchmarks/lotra_step.py``).
+        """
+        out_features = self.shape[0]
+        merged = torch.addmm(
+            base.reshape(out_features, -1),
+            self.factors[0].to(base.dtype),
+            self._inner(base.dtype),
+        )
+        return merged.view(self.shape)
 
     def extra_repr(self) -> str:
         return f"shape={self.shape}, ranks={self.ranks}"
@@ -156,5 +179,4 @@ class TuckerAdapters(nn.Module):
     def forward(self, original: torch.Tensor) -> torch.Tensor:
         if self.active is None:
             return original
-        delta = self.adapters[self.active]()
-        return original + delta.to(original.dtype)
+        return self.adapters[self.active].add_to(original)
