@@ -12,7 +12,8 @@ B-spline KAN, Adam, batch 100, 1,000 training and 200 validation samples) and da
   schedule, GridUpdate and ActivationPlot, are removed so both do the same training);
 * ``lightning-lean``: the same without logger, checkpoints and progress bar.
 
-Prints the median epoch time of each and the overhead over the plain loop.
+Prints the median epoch time of each (the best of ``--rounds`` alternating repetitions)
+and the overhead over the plain loop.
 """
 
 from __future__ import annotations
@@ -110,16 +111,23 @@ def lightning_fit(epochs: int, lean: bool) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating repetitions")
     args = parser.parse_args()
-    results = {
-        "plain": plain_loop(args.epochs),
-        "lightning": lightning_fit(args.epochs, lean=False),
-        "lightning-lean": lightning_fit(args.epochs, lean=True),
+    runs = {
+        "plain": lambda: plain_loop(args.epochs),
+        "lightning": lambda: lightning_fit(args.epochs, lean=False),
+        "lightning-lean": lambda: lightning_fit(args.epochs, lean=True),
     }
-    reference = statistics.median(results["plain"][2:])
-    print(f"\n{'run':>16} {'ms/epoch':>9} {'overhead':>9}")
-    for name, times in results.items():
-        median = statistics.median(times[2:])  # skip warm-up epochs
+    # the runs alternate and each keeps its best round: on a shared machine other jobs
+    # only ever add time, so the minimum over rounds is the least disturbed figure
+    best: dict[str, float] = {}
+    for _ in range(args.rounds):
+        for name, run in runs.items():
+            median = statistics.median(run()[2:])  # skip warm-up epochs
+            best[name] = min(best.get(name, median), median)
+    reference = best["plain"]
+    print(f"\n{'run':>16} {'ms/epoch':>9} {'overhead':>9}   (best of {args.rounds} rounds)")
+    for name, median in best.items():
         print(f"{name:>16} {median * 1e3:9.1f} {median / reference - 1:9.0%}")
 
 
