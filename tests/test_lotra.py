@@ -520,3 +520,14 @@ def test_pretrained_checkpoint_with_a_new_head_in_modules_to_save(tmp_path):
     missing = lotra.LoTRA(ranks=RANKS, pretrained_checkpoint=str(tmp_path / "nowhere.ckpt"))
     with pytest.raises(FileNotFoundError, match=r"pretrained_checkpoint=.*does not exist"):
         trainer(tmp_path, [missing], max_epochs=1).fit(TwoOutputHead(), toy_data())
+
+
+def test_bf16_mixed_finetune_has_finite_loss_and_keeps_the_base_exact(tmp_path):
+    module = UserRegressor()
+    fit = trainer(tmp_path, [lotra.LoTRA(ranks=RANKS, lr=0.01)], precision="bf16-mixed")
+    fit.fit(module, toy_data())
+    assert torch.isfinite(fit.callback_metrics["val/loss"])
+    pretrained = UserRegressor().state_dict()
+    for tensor in lotra.adapted_tensors(module):
+        assert tensor.original.dtype == torch.float32
+        assert torch.equal(tensor.original, pretrained[tensor.key])
