@@ -531,3 +531,17 @@ def test_bf16_mixed_finetune_has_finite_loss_and_keeps_the_base_exact(tmp_path):
     for tensor in lotra.adapted_tensors(module):
         assert tensor.original.dtype == torch.float32
         assert torch.equal(tensor.original, pretrained[tensor.key])
+
+
+def test_existing_project_example_adapts_to_mirrored_digits(tmp_path, monkeypatch):
+    """examples/lotra_existing_project.py: LoTRA on the user's own digits module."""
+    import runpy
+
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    example = runpy.run_path(str(ROOT / "examples/lotra_existing_project.py"))
+    results = example["main"](pretrain_epochs=3, finetune_epochs=3, folder=str(tmp_path))
+    assert results["pretrained, digits"] > 0.8
+    assert results["LoTRA, mirrored"] > results["pretrained, mirrored"] + 0.2
+    assert results["trainable parameters"] == 1680
+    assert results["adapter file reproduces the model"]
+    assert results["merged max difference"] <= 1e-6
