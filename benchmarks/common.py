@@ -10,6 +10,7 @@ model and data.
 
 from __future__ import annotations
 
+import argparse
 import os
 import resource
 import statistics
@@ -19,6 +20,8 @@ import time
 from collections.abc import Callable, Iterable
 
 import torch
+
+from lightning_kan.cpu import reuse_large_allocations
 
 Case = tuple[Iterable[torch.nn.Parameter], torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
 MB = 2.0**20
@@ -118,3 +121,18 @@ HEADER = (
     f"{'shape':>18} {'model':>22} {'fwd ms':>8} {'step ms':>8} {'fwd/fl':>7} {'step/fl':>7} "
     f"{'peak MB':>8} {'min MB':>7} {'peak/min':>8}"
 )
+
+
+def parse_layer_benchmark_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Add ``--reuse-allocations`` and the hidden ``--memory-worker``, parse, and apply the
+    allocator setting (before anything is allocated)."""
+    parser.add_argument(
+        "--reuse-allocations",
+        action="store_true",
+        help="lightning_kan.cpu.reuse_large_allocations() (also in subprocesses)",
+    )
+    parser.add_argument("--memory-worker", metavar="KIND", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.reuse_allocations:
+        reuse_large_allocations()
+    return args

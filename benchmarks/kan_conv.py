@@ -20,10 +20,17 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from common import HEADER, Case, format_row, measure_in_subprocess, peak_step_bytes, time_case
+from common import (
+    HEADER,
+    Case,
+    format_row,
+    measure_in_subprocess,
+    parse_layer_benchmark_args,
+    peak_step_bytes,
+    time_case,
+)
 from torch import nn
 
-from lightning_kan.cpu import reuse_large_allocations
 from lightning_kan.layers import KANConv2d
 
 K = 8
@@ -52,15 +59,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="add a compiled=True row")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
-    parser.add_argument(
-        "--reuse-allocations",
-        action="store_true",
-        help="lightning_kan.cpu.reuse_large_allocations() (also in subprocesses)",
-    )
-    parser.add_argument("--memory-worker", metavar="KIND", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.reuse_allocations:
-        reuse_large_allocations()
+    args = parse_layer_benchmark_args(parser)
     batch, channels_in, channels_out, size = (int(n) for n in args.shape.split("x"))
 
     if args.memory_worker:

@@ -27,12 +27,19 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from common import HEADER, Case, format_row, measure_in_subprocess, peak_step_bytes, time_case
+from common import (
+    HEADER,
+    Case,
+    format_row,
+    measure_in_subprocess,
+    parse_layer_benchmark_args,
+    peak_step_bytes,
+    time_case,
+)
 from torch import nn
 
 from lightning_kan import KANLinear
 from lightning_kan.bases import build_basis
-from lightning_kan.cpu import reuse_large_allocations
 
 BASIS_OPTIONS = {
     "bspline": {"grid_size": 5, "spline_order": 3},
@@ -110,15 +117,7 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="environment for the memory subprocesses (repeatable)",
     )
-    parser.add_argument(
-        "--reuse-allocations",
-        action="store_true",
-        help="lightning_kan.cpu.reuse_large_allocations() (also in subprocesses)",
-    )
-    parser.add_argument("--memory-worker", metavar="KIND", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.reuse_allocations:
-        reuse_large_allocations()
+    args = parse_layer_benchmark_args(parser)
     shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.shapes.split(",")]
 
     if args.memory_worker:

@@ -222,6 +222,9 @@ class _MetaCoefficientsMixin(_FixedCoefficientsMixin):
         """The generated base weights ``(O, I, *kernel)``, or ``None`` without a base."""
         return self._coefficients()[1] if self.activation is not None else None
 
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, embed_dim={self.prompts.shape[-1]}"
+
 
 class MetaKANLinear(_MetaCoefficientsMixin, KANLinear):
     """A ``KANLinear`` whose edges' K+1 weights come from a meta-learner and prompts.
@@ -265,9 +268,6 @@ class MetaKANLinear(_MetaCoefficientsMixin, KANLinear):
 
         return self.meta_learner.generate(self.prompts, self.chunk_size, self.weight_scale, pack)
 
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, embed_dim={self.prompts.shape[-1]}"
-
 
 class _MetaKANConvNd(_MetaCoefficientsMixin, _KANConvNd):
     """Shared implementation of ``MetaKANConv{1,2,3}d``: one prompt per (out, in, tap)."""
@@ -285,9 +285,6 @@ class _MetaKANConvNd(_MetaCoefficientsMixin, _KANConvNd):
     ) -> None:
         self._store_meta_options(meta_learner, embed_dim, hidden_dim, chunk_size)
         super().__init__(in_channels, out_channels, kernel_size, **kan_conv_kwargs)
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, embed_dim={self.prompts.shape[-1]}"
 
 
 class MetaKANConv1d(_MetaKANConvNd):

@@ -12,7 +12,12 @@ from lightning_kan.lotra.io import (
     load_adapter,
     save_adapter,
 )
-from lightning_kan.lotra.lr import LR_STRATEGIES, component_lr, lotra_param_groups
+from lightning_kan.lotra.lr import (
+    LR_STRATEGIES,
+    check_lr_options,
+    component_lr,
+    lotra_param_groups,
+)
 from lightning_kan.lotra.model import (
     AdaptedTensor,
     ParameterReport,
@@ -37,6 +42,7 @@ __all__ = [
     "TuckerDelta",
     "adapted_tensors",
     "add_adapter",
+    "check_lr_options",
     "checkpoint_from_plain",
     "checkpoint_to_plain",
     "component_lr",

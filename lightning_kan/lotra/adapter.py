@@ -31,6 +31,7 @@ __all__ = [
     "RankSpec",
     "TuckerAdapters",
     "TuckerDelta",
+    "folded_shape",
     "ranks_for_module",
     "resolve_ranks",
 ]
@@ -40,6 +41,13 @@ COMPONENTS = ("core", "out", "in", "basis", "kernel")
 
 
 RankSpec = int | Sequence[int] | Mapping[str, int | Sequence[int]]
+
+
+def folded_shape(shape: Sequence[int]) -> tuple[int, ...]:
+    """The adapter's modes: ``(O, I, K)``, or ``(O, I, K, T)`` with the kernel taps
+    ``T = prod(kernel)`` of a convolution folded into one fourth mode."""
+    shape = tuple(int(n) for n in shape)
+    return (*shape[:3], math.prod(shape[3:])) if len(shape) > 3 else shape
 
 
 def ranks_for_module(ranks: RankSpec, module_name: str) -> int | Sequence[int]:
@@ -105,9 +113,7 @@ class TuckerDelta(nn.Module):
     def __init__(self, shape: Sequence[int], ranks: Sequence[int]) -> None:
         super().__init__()
         self.shape = tuple(int(n) for n in shape)
-        self.mode_sizes = (
-            (*self.shape[:3], math.prod(self.shape[3:])) if len(shape) > 3 else self.shape
-        )
+        self.mode_sizes = folded_shape(self.shape)
         self.ranks = tuple(int(r) for r in ranks)
         self.core = nn.Parameter(torch.zeros(self.ranks))
         self.factors = nn.ParameterList(

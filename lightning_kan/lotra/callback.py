@@ -15,7 +15,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torch import nn
 
 from lightning_kan.lotra.io import checkpoint_from_plain, checkpoint_to_plain, save_adapter
-from lightning_kan.lotra.lr import LR_STRATEGIES, lotra_param_groups
+from lightning_kan.lotra.lr import check_lr_options, lotra_param_groups
 from lightning_kan.lotra.model import (
     adapted_tensors,
     add_adapter,
@@ -90,12 +90,7 @@ class LoTRA(Callback):
         pretrained_checkpoint: str | None = None,
         export_dir: str | None = None,
     ) -> None:
-        if lr_strategy not in LR_STRATEGIES:
-            raise ValueError(
-                f"LoTRA lr_strategy={lr_strategy!r} is unknown; expected one of {LR_STRATEGIES}"
-            )
-        if not lr > 0:
-            raise ValueError(f"LoTRA lr must be > 0, got {lr!r}")
+        check_lr_options(lr, lr_strategy, lr_multipliers or {})
         self.ranks = ranks
         self.target_modules = target_modules
         self.exclude_modules = exclude_modules
@@ -110,10 +105,6 @@ class LoTRA(Callback):
         self.parameter_name = parameter_name
         self.pretrained_checkpoint = pretrained_checkpoint
         self.export_dir = export_dir
-
-    @property
-    def state_key(self) -> str:
-        return self._generate_state_key(adapter_name=self.adapter_name)
 
     def saved_module_names(self, pl_module: nn.Module) -> list[str]:
         """Qualified names of the ``modules_to_save`` (outermost matches only)."""
@@ -189,9 +180,6 @@ class LoTRA(Callback):
                 self.saved_module_names(pl_module),
             )
             rank_zero_info(f"LoTRA adapter {self.adapter_name!r} saved to {path}")
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"adapter_name": self.adapter_name, "ranks": self.ranks, "lr": self.lr}
 
 
 def _chain(

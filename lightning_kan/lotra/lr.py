@@ -39,18 +39,25 @@ from torch import nn
 from lightning_kan.lotra.adapter import COMPONENTS
 from lightning_kan.lotra.model import adapted_tensors
 
-__all__ = ["LR_STRATEGIES", "MULTIPLIER_KEYS", "component_lr", "lotra_param_groups"]
+__all__ = [
+    "LR_STRATEGIES",
+    "MULTIPLIER_KEYS",
+    "check_lr_options",
+    "component_lr",
+    "lotra_param_groups",
+]
 
 LR_STRATEGIES = ("uniform", "width")
 MULTIPLIER_KEYS = (*COMPONENTS, "modules_to_save")
 
 
-def _check(lr: float, strategy: str, multipliers: Mapping[str, float]) -> None:
+def check_lr_options(lr: float, strategy: str, multipliers: Mapping[str, float]) -> None:
+    """Raise ``ValueError`` naming the bad base rate, strategy or multiplier."""
     if not lr > 0:
         raise ValueError(f"LoTRA lr must be > 0, got {lr!r}")
     if strategy not in LR_STRATEGIES:
         raise ValueError(
-            f"unknown lr_strategy {strategy!r}; expected one of {LR_STRATEGIES} "
+            f"LoTRA lr_strategy={strategy!r} is unknown; expected one of {LR_STRATEGIES} "
             "(or give lr_multipliers per component)"
         )
     for key, value in multipliers.items():
@@ -71,7 +78,13 @@ def component_lr(
 ) -> float:
     """The learning rate of one adapter component of a layer with ``in_features`` inputs."""
     multipliers = dict(multipliers or {})
-    _check(lr, strategy, multipliers)
+    check_lr_options(lr, strategy, multipliers)
+    return _rate(lr, component, in_features, strategy, multipliers)
+
+
+def _rate(
+    lr: float, component: str, in_features: int, strategy: str, multipliers: Mapping[str, float]
+) -> float:
     rate = lr * multipliers.get(component, 1.0)
     if strategy == "width" and component == "in":
         rate /= in_features
@@ -93,19 +106,20 @@ def lotra_param_groups(
     Lightning's ``LearningRateMonitor`` uses.
     """
     multipliers = dict(multipliers or {})
-    _check(lr, strategy, multipliers)
+    check_lr_options(lr, strategy, multipliers)
+    active = [
+        t.adapters.adapters[t.adapters.active]
+        for t in adapted_tensors(model)
+        if t.adapters.active is not None
+    ]
     groups: dict[tuple[str, float], dict[str, Any]] = {}
     for component in COMPONENTS:
-        for tensor in adapted_tensors(model):
-            adapters = tensor.adapters
-            if adapters.active is None:
-                continue
-            delta = adapters.adapters[adapters.active]
+        for delta in active:
             parameter = dict(delta.named_components()).get(component)
             if parameter is None:
                 continue
             in_features = delta.shape[1]
-            rate = component_lr(lr, component, in_features, strategy, multipliers)
+            rate = _rate(lr, component, in_features, strategy, multipliers)
             suffix = f"/I={in_features}" if strategy == "width" and component == "in" else ""
             group = groups.setdefault(
                 (component, rate), {"params": [], "lr": rate, "name": f"lotra/{component}{suffix}"}

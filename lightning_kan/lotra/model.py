@@ -6,7 +6,6 @@ works on all its adapted coefficient tensors at once.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from lightning_kan.lotra.adapter import (
     RankSpec,
     TuckerAdapters,
     TuckerDelta,
+    folded_shape,
     ranks_for_module,
     resolve_ranks,
 )
@@ -117,14 +117,13 @@ def add_adapter(
                 "adapter_name or remove it first"
             )
         shape = tuple(pretrained.shape)
-        folded = (*shape[:3], math.prod(shape[3:])) if len(shape) > 3 else shape
         where = f"{module_name or 'the model'}.{parameter_name} of shape {shape}"
         plans.append(
             (
                 module,
                 is_adapted,
                 pretrained,
-                resolve_ranks(ranks_for_module(ranks, module_name), folded, where),
+                resolve_ranks(ranks_for_module(ranks, module_name), folded_shape(shape), where),
             )
         )
     for module, is_adapted, pretrained, layer_ranks in plans:

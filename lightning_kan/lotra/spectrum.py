@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from lightning_kan.layers.tucker import ranks_for_energy, unfold
-from lightning_kan.lotra.adapter import COMPONENTS
+from lightning_kan.lotra.adapter import COMPONENTS, folded_shape
 from lightning_kan.lotra.targets import ModuleSelector, find_target_modules
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def _updates(
         if tuned.shape != base.shape:
             raise ValueError(f"{name}: shapes differ, {tuple(base.shape)} vs {tuple(tuned.shape)}")
         delta = tuned - base
-        updates[name] = delta.flatten(3) if delta.dim() > 3 else delta
+        updates[name] = delta.reshape(folded_shape(delta.shape))
     return updates
 
 
