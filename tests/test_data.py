@@ -119,3 +119,29 @@ def test_torchvision_mnist_from_local_idx_files(tmp_path):
 def test_image_data_errors(kwargs, error, match):
     with pytest.raises(error, match=match):
         ImageDataModule(**kwargs)
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_batch_loader_gives_the_batches_a_plain_tensor_loader_gives(num_workers):
+    """One gather per tensor (``__getitems__``) must not change any batch, in any order."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from lightning_kan.data.loading import TensorBatchDataset, batch_loader
+    from lightning_kan.data.sampling import EpochShuffleSampler
+
+    x, y = torch.randn(103, 3, 2), torch.randint(0, 5, (103,))
+    sampler = EpochShuffleSampler(103, seed=4)
+    sampler.set_epoch(2)
+    fast = list(batch_loader(TensorBatchDataset(x, y), 10, sampler, num_workers=num_workers))
+    plain = list(DataLoader(TensorDataset(x, y), batch_size=10, sampler=sampler))
+    assert len(fast) == len(plain) == 11
+    for (fast_x, fast_y), (plain_x, plain_y) in zip(fast, plain, strict=True):
+        assert torch.equal(fast_x, plain_x) and torch.equal(fast_y, plain_y)
+    assert TensorBatchDataset(x, y)[7][0].shape == (3, 2)  # single items still work
+
+
+def test_keep_batch_rejects_per_sample_lists():
+    from lightning_kan.data.loading import keep_batch
+
+    with pytest.raises(TypeError, match="TensorBatchDataset"):
+        keep_batch([(torch.zeros(2), torch.zeros(()))])

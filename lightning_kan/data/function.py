@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from lightning_kan.data.feynman import EQUATIONS, Equation
+from lightning_kan.data.loading import TensorBatchDataset, batch_loader
 from lightning_kan.data.sampling import EpochShuffleSampler
 
 __all__ = ["FunctionDataModule"]
@@ -58,7 +59,7 @@ class FunctionDataModule(L.LightningDataModule):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.equation = _resolve_equation(equation, num_variables, variable_range)
         self.batch_size = batch_size
-        self.splits: dict[str, TensorDataset] = {}
+        self.splits: dict[str, TensorBatchDataset] = {}
 
     @property
     def num_features(self) -> int:
@@ -91,18 +92,18 @@ class FunctionDataModule(L.LightningDataModule):
             x, y = self.sample(self.hparams[f"num_{split}"], generator)
             if split == "train" and self.hparams.noise > 0:
                 y = y + self.hparams.noise * torch.randn(y.shape, generator=generator)
-            self.splits[split] = TensorDataset(x, y)
+            self.splits[split] = TensorBatchDataset(x, y)
 
     def train_dataloader(self) -> DataLoader:
         train = self.splits["train"]
         sampler = EpochShuffleSampler(len(train), seed=self.hparams.seed)
-        return DataLoader(train, batch_size=self.batch_size, sampler=sampler)
+        return batch_loader(train, self.batch_size, sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.splits["val"], batch_size=len(self.splits["val"]))
+        return batch_loader(self.splits["val"], len(self.splits["val"]))
 
     def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.splits["test"], batch_size=len(self.splits["test"]))
+        return batch_loader(self.splits["test"], len(self.splits["test"]))
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()

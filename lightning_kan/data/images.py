@@ -18,8 +18,9 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
+from lightning_kan.data.loading import TensorBatchDataset, batch_loader
 from lightning_kan.data.sampling import EpochShuffleSampler
 
 __all__ = ["DATASETS", "ImageDataModule"]
@@ -83,7 +84,7 @@ class ImageDataModule(L.LightningDataModule):
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
         self.save_hyperparameters()
         self.dataset = dataset
-        self.splits: dict[str, TensorDataset] = {}
+        self.splits: dict[str, TensorBatchDataset] = {}
 
     @property
     def in_channels(self) -> int:
@@ -137,10 +138,10 @@ class ImageDataModule(L.LightningDataModule):
             "test": self._dataset(test_x, test_y),
         }
 
-    def _dataset(self, images: torch.Tensor, labels: torch.Tensor) -> TensorDataset:
+    def _dataset(self, images: torch.Tensor, labels: torch.Tensor) -> TensorBatchDataset:
         if self.hparams.flatten:
             images = images.flatten(1)
-        return TensorDataset(images, labels)
+        return TensorBatchDataset(images, labels)
 
     def _load_torchvision(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         dataset = _torchvision_class(self.dataset)(self.hparams.root, train=train, download=False)
@@ -151,12 +152,8 @@ class ImageDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         train = self.splits["train"]
-        return DataLoader(
-            train,
-            batch_size=self.hparams.batch_size,
-            sampler=EpochShuffleSampler(len(train), seed=self.hparams.seed),
-            num_workers=self.hparams.num_workers,
-        )
+        sampler = EpochShuffleSampler(len(train), seed=self.hparams.seed)
+        return batch_loader(train, self.hparams.batch_size, sampler, self.hparams.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         return self._evaluation_loader("val")
@@ -168,10 +165,8 @@ class ImageDataModule(L.LightningDataModule):
         return self._evaluation_loader("test")
 
     def _evaluation_loader(self, split: str) -> DataLoader:
-        return DataLoader(
-            self.splits[split],
-            batch_size=4 * self.hparams.batch_size,
-            num_workers=self.hparams.num_workers,
+        return batch_loader(
+            self.splits[split], 4 * self.hparams.batch_size, num_workers=self.hparams.num_workers
         )
 
 

@@ -1,0 +1,59 @@
+"""Batches from in-memory tensors with one gather per tensor, not one lookup per sample.
+
+A plain ``DataLoader(TensorDataset(...))`` indexes the dataset once per sample and stacks
+the results: for a batch of 100 small samples that is ~0.5 ms of Python on a laptop CPU,
+a fifth of a small KAN's whole training step. :class:`TensorBatchDataset` answers the
+DataLoader's batched request (``__getitems__``) with ``tensor[indices]`` for each tensor,
+and :func:`batch_loader` pairs it with :func:`keep_batch`, which passes that ready batch
+through. Any sampler works, so Lightning's ``DistributedSampler`` swap under DDP does too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch.utils.data import DataLoader, Sampler, TensorDataset
+
+__all__ = ["TensorBatchDataset", "batch_loader", "keep_batch"]
+
+
+class TensorBatchDataset(TensorDataset):
+    """``TensorDataset`` whose batched fetch is ``tuple(t[indices] for t in tensors)``.
+
+    ``dataset[i]`` still returns one sample, so it works wherever a ``TensorDataset``
+    does; a DataLoader over it needs ``collate_fn=keep_batch`` (:func:`batch_loader` sets it).
+    """
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, ...]:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return tuple(tensor[index] for tensor in self.tensors)
+
+
+def keep_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """Collate function for :class:`TensorBatchDataset`: the batch is already stacked.
+
+    A module-level function (not a lambda) so DataLoader workers can pickle it.
+    """
+    if not isinstance(batch, tuple):
+        raise TypeError(
+            f"keep_batch expects the tuple of batched tensors a TensorBatchDataset returns, "
+            f"got {type(batch).__name__}; use torch's default collate_fn for other datasets"
+        )
+    return batch
+
+
+def batch_loader(
+    dataset: TensorBatchDataset,
+    batch_size: int,
+    sampler: Sampler[int] | None = None,
+    num_workers: int = 0,
+) -> DataLoader:
+    """A DataLoader over ``dataset`` in ``sampler`` order (sequential if ``None``)."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=keep_batch,
+    )
