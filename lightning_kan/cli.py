@@ -29,6 +29,7 @@ import lightning_kan.data
 import lightning_kan.lotra
 import lightning_kan.nets
 import lightning_kan.pde  # noqa: F401
+from lightning_kan.cpu import skip_failing_nvml_probe
 from lightning_kan.tasks import KANTask
 
 __all__ = ["KANCLI", "build_cli", "main"]
@@ -127,6 +128,7 @@ def build_cli(args: list[str] | dict[str, Any] | None = None, run: bool = True) 
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of the ``lightning_kan`` console script."""
+    skip_failing_nvml_probe()
     build_cli(args)
 
 
