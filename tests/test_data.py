@@ -132,7 +132,7 @@ def test_batch_loader_gives_the_batches_a_plain_tensor_loader_gives(num_workers)
     x, y = torch.randn(103, 3, 2), torch.randint(0, 5, (103,))
     sampler = EpochShuffleSampler(103, seed=4)
     sampler.set_epoch(2)
-    fast = list(batch_loader(TensorBatchDataset(x, y), 10, sampler, num_workers=num_workers))
+    fast = list(batch_loader(TensorDataset(x, y), 10, sampler, num_workers=num_workers))
     plain = list(DataLoader(TensorDataset(x, y), batch_size=10, sampler=sampler))
     assert len(fast) == len(plain) == 11
     for (fast_x, fast_y), (plain_x, plain_y) in zip(fast, plain, strict=True):
@@ -145,3 +145,17 @@ def test_keep_batch_rejects_per_sample_lists():
 
     with pytest.raises(TypeError, match="TensorBatchDataset"):
         keep_batch([(torch.zeros(2), torch.zeros(()))])
+
+
+def test_data_module_splits_stay_plain_tensor_datasets():
+    """Only the loaders hold the batched view: a split in a user's own DataLoader with
+    the default collate must give ordinary batches."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    data = FunctionDataModule("kan-toy", num_train=50, num_val=10, num_test=10, batch_size=8)
+    data.setup()
+    assert type(data.splits["train"]) is TensorDataset
+    x, y = next(iter(DataLoader(data.splits["train"], batch_size=8)))
+    assert x.shape == (8, 2) and y.shape == (8, 1)
+    x, y = next(iter(data.train_dataloader()))
+    assert x.shape == (8, 2) and y.shape == (8, 1)

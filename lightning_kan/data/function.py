@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_kan.data.feynman import EQUATIONS, Equation
-from lightning_kan.data.loading import TensorBatchDataset, batch_loader
+from lightning_kan.data.loading import batch_loader
 from lightning_kan.data.sampling import EpochShuffleSampler
 
 __all__ = ["FunctionDataModule"]
@@ -59,7 +59,7 @@ class FunctionDataModule(L.LightningDataModule):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.equation = _resolve_equation(equation, num_variables, variable_range)
         self.batch_size = batch_size
-        self.splits: dict[str, TensorBatchDataset] = {}
+        self.splits: dict[str, TensorDataset] = {}
 
     @property
     def num_features(self) -> int:
@@ -92,7 +92,7 @@ class FunctionDataModule(L.LightningDataModule):
             x, y = self.sample(self.hparams[f"num_{split}"], generator)
             if split == "train" and self.hparams.noise > 0:
                 y = y + self.hparams.noise * torch.randn(y.shape, generator=generator)
-            self.splits[split] = TensorBatchDataset(x, y)
+            self.splits[split] = TensorDataset(x, y)
 
     def train_dataloader(self) -> DataLoader:
         train = self.splits["train"]

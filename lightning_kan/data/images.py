@@ -18,9 +18,9 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_kan.data.loading import TensorBatchDataset, batch_loader
+from lightning_kan.data.loading import batch_loader
 from lightning_kan.data.sampling import EpochShuffleSampler
 
 __all__ = ["DATASETS", "ImageDataModule"]
@@ -84,7 +84,7 @@ class ImageDataModule(L.LightningDataModule):
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
         self.save_hyperparameters()
         self.dataset = dataset
-        self.splits: dict[str, TensorBatchDataset] = {}
+        self.splits: dict[str, TensorDataset] = {}
 
     @property
     def in_channels(self) -> int:
@@ -138,10 +138,10 @@ class ImageDataModule(L.LightningDataModule):
             "test": self._dataset(test_x, test_y),
         }
 
-    def _dataset(self, images: torch.Tensor, labels: torch.Tensor) -> TensorBatchDataset:
+    def _dataset(self, images: torch.Tensor, labels: torch.Tensor) -> TensorDataset:
         if self.hparams.flatten:
             images = images.flatten(1)
-        return TensorBatchDataset(images, labels)
+        return TensorDataset(images, labels)
 
     def _load_torchvision(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         dataset = _torchvision_class(self.dataset)(self.hparams.root, train=train, download=False)

@@ -6,6 +6,8 @@ a fifth of a small KAN's whole training step. :class:`TensorBatchDataset` answer
 DataLoader's batched request (``__getitems__``) with ``tensor[indices]`` for each tensor,
 and :func:`batch_loader` pairs it with :func:`keep_batch`, which passes that ready batch
 through. Any sampler works, so Lightning's ``DistributedSampler`` swap under DDP does too.
+The data modules keep plain ``TensorDataset`` splits (safe in any DataLoader); only the
+loaders :func:`batch_loader` builds hold the batched view.
 """
 
 from __future__ import annotations
@@ -44,14 +46,15 @@ def keep_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
 
 
 def batch_loader(
-    dataset: TensorBatchDataset,
+    dataset: TensorDataset,
     batch_size: int,
     sampler: Sampler[int] | None = None,
     num_workers: int = 0,
 ) -> DataLoader:
-    """A DataLoader over ``dataset`` in ``sampler`` order (sequential if ``None``)."""
+    """A DataLoader over ``dataset``'s tensors in ``sampler`` order (sequential if
+    ``None``), each batch gathered at once; yields what a plain DataLoader would."""
     return DataLoader(
-        dataset,
+        TensorBatchDataset(*dataset.tensors),
         batch_size=batch_size,
         sampler=sampler,
         num_workers=num_workers,

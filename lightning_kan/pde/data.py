@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
-from lightning_kan.data.loading import TensorBatchDataset, batch_loader
+from lightning_kan.data.loading import batch_loader
 from lightning_kan.pde.problems import PDEProblem
 
 __all__ = ["PDEDataModule"]
@@ -108,7 +108,7 @@ class PDEDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         grid = self.problem.test_grid(self.test_points_per_dim)
         exact = self.problem.exact(grid)
-        return batch_loader(TensorBatchDataset(grid.float(), exact.float()), batch_size=16384)
+        return batch_loader(TensorDataset(grid.float(), exact.float()), batch_size=16384)
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
