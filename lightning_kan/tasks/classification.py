@@ -6,11 +6,11 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 __all__ = ["ClassificationTask"]
 
 from lightning_kan.tasks.base import KANTask
+from lightning_kan.tasks.metrics import ClassificationScores
 
 
 class ClassificationTask(KANTask):
@@ -38,9 +38,4 @@ class ClassificationTask(KANTask):
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
 
     def make_metrics(self) -> MetricCollection:
-        return MetricCollection(
-            {
-                "accuracy": MulticlassAccuracy(self.num_classes, average="micro"),
-                "f1": MulticlassF1Score(self.num_classes, average="macro"),
-            }
-        )
+        return MetricCollection({"scores": ClassificationScores(self.num_classes)})  # accuracy, f1

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
-from torchmetrics import MeanSquaredError, MetricCollection, R2Score
+from torchmetrics import MetricCollection
 
 from lightning_kan.tasks.base import KANTask
-from lightning_kan.tasks.metrics import RelativeL2Error
+from lightning_kan.tasks.metrics import RegressionScores
 
 __all__ = ["RegressionTask"]
 
@@ -34,9 +34,7 @@ class RegressionTask(KANTask):
         self.loss_fn = losses[loss]()
 
     def make_metrics(self) -> MetricCollection:
-        return MetricCollection(
-            {"mse": MeanSquaredError(), "rel_l2": RelativeL2Error(), "r2": R2Score()}
-        )
+        return MetricCollection({"scores": RegressionScores()})  # mse, rel_l2, r2
 
     def _shared_step(self, batch, stage):
         x, target = batch
