@@ -90,11 +90,13 @@ class PlainLoop:
 class PairedPlainLoop(L.Callback):
     """Runs a plain-loop epoch before every Lightning epoch and times both.
 
-    ``pairs`` collects ``(plain seconds, lightning seconds)`` per epoch (a class
-    attribute: under the CLI the instance is built from the config).
+    ``pairs`` collects ``(plain seconds, lightning seconds)`` per epoch and ``steps`` the
+    training steps per epoch (class attributes: under the CLI the instance is built from
+    the config).
     """
 
     pairs: ClassVar[list[tuple[float, float]]] = []
+    steps: ClassVar[int] = 0
 
     def __init__(self, config: str, save_checkpoints: bool = False) -> None:
         self.config, self.save_checkpoints = Path(config), save_checkpoints
@@ -102,6 +104,7 @@ class PairedPlainLoop(L.Callback):
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         self.loop = PlainLoop(self.config, self.save_checkpoints)
+        PairedPlainLoop.steps = len(self.loop.train)
 
     def _close_lightning_epoch(self) -> None:
         if self._lightning_start is not None:
@@ -194,14 +197,9 @@ def default_configs() -> list[Path]:
     return [CONFIGS / "quickstart.yaml", CONFIGS / images]
 
 
-def steps_per_epoch(config: Path) -> int:
-    _, data = build(config)
-    data.setup("fit")
-    return len(data.train_dataloader())
-
-
-def measure(run) -> tuple[float, float, list[float]]:
-    """Median plain and Lightning epoch seconds and the per-epoch ratios of one run."""
+def measure(run) -> tuple[int, float, float, list[float]]:
+    """Steps per epoch, median plain and Lightning epoch seconds and the per-epoch ratios
+    of one run."""
     import lightning_overhead  # the class the runs filled (the CLI imports this module)
 
     lightning_overhead.PairedPlainLoop.pairs = []
@@ -209,7 +207,8 @@ def measure(run) -> tuple[float, float, list[float]]:
     pairs = lightning_overhead.PairedPlainLoop.pairs[WARM_UP_EPOCHS:]
     plain = statistics.median(p for p, _ in pairs)
     lightning = statistics.median(light for _, light in pairs)
-    return plain, lightning, [light / p for p, light in pairs]
+    ratios = [light / p for p, light in pairs]
+    return lightning_overhead.PairedPlainLoop.steps, plain, lightning, ratios
 
 
 def main() -> None:
@@ -227,14 +226,13 @@ def main() -> None:
         f"{'overhead':>8} {'quartiles':>11} {'ms/step':>8}",
     ]
     for config in args.configs:
-        steps = steps_per_epoch(config)
         runs = {
             "lightning-bare": lambda config=config: lightning_bare(config, args.epochs),
             "lightning-lean": lambda config=config: lightning_fit(config, args.epochs, True),
             "lightning": lambda config=config: lightning_fit(config, args.epochs, False),
         }
         for name, run in runs.items():
-            plain, lightning, ratios = measure(run)
+            steps, plain, lightning, ratios = measure(run)
             low, middle, high = statistics.quantiles(ratios, n=4)
             table.append(
                 f"{config.stem:>16} {steps:5d} {name:>14} {plain * 1e3:9.1f} "

@@ -78,20 +78,28 @@ class _MetaNetMixin:
         self,
         out_widths: Sequence[int],
         n_clusters: int,
-        outputs: int,
+        basis: str,
+        basis_kwargs: dict[str, Any] | None,
+        base_activation: Any,
         embed_dim: int,
         hidden_dim: int,
+        chunk_size: int,
     ) -> None:
+        """Before the parent constructor: cluster the layers and build their learners."""
         # plain attributes, read by the layer factories during the parent constructor
         self._cluster_labels = cluster_layers(out_widths, n_clusters)
+        outputs = _num_outputs(basis, basis_kwargs, base_activation)
         self._pending_learners = [
             MetaLearner(outputs, embed_dim, hidden_dim) for _ in range(n_clusters)
         ]
+        self._chunk_size = chunk_size
 
-    def _finish_meta(self) -> None:
+    def _finish_meta(self, lr_prompt: float | None, lr_meta: float | None) -> None:
+        """After the parent constructor: register the learners, keep the rates."""
         self.cluster_labels = self._cluster_labels
         self.meta_learners = nn.ModuleList(self._pending_learners)
         del self._cluster_labels, self._pending_learners
+        self.lr_prompt, self.lr_meta = lr_prompt, lr_meta
 
     def meta_layers(self) -> Iterator[nn.Module]:
         """The layers whose weights are generated (those with ``prompts``)."""
@@ -182,11 +190,13 @@ class MetaKAN(_MetaNetMixin, KAN):
         self._setup_meta(
             all_widths[1:],
             n_clusters,
-            _num_outputs(basis, basis_kwargs, base_activation),
+            basis,
+            basis_kwargs,
+            base_activation,
             embed_dim,
             hidden_dim,
+            chunk_size,
         )
-        self._chunk_size = chunk_size
         super().__init__(
             all_widths,
             basis=basis,
@@ -196,8 +206,7 @@ class MetaKAN(_MetaNetMixin, KAN):
             norm=norm,
             compiled=compiled,
         )
-        self._finish_meta()
-        self.lr_prompt, self.lr_meta = lr_prompt, lr_meta
+        self._finish_meta(lr_prompt, lr_meta)
 
     def _make_layer(
         self, index: int, fan_in: int, fan_out: int, options: dict[str, Any]
@@ -256,11 +265,13 @@ class MetaConvKAN(_MetaNetMixin, ConvKAN):
         self._setup_meta(
             out_widths,
             n_clusters,
-            _num_outputs(basis, basis_kwargs, base_activation),
+            basis,
+            basis_kwargs,
+            base_activation,
             embed_dim,
             hidden_dim,
+            chunk_size,
         )
-        self._chunk_size = chunk_size
         super().__init__(
             in_channels,
             num_classes,
@@ -276,8 +287,7 @@ class MetaConvKAN(_MetaNetMixin, ConvKAN):
             dropout=dropout,
             compiled=compiled,
         )
-        self._finish_meta()
-        self.lr_prompt, self.lr_meta = lr_prompt, lr_meta
+        self._finish_meta(lr_prompt, lr_meta)
 
     def _make_conv(
         self, index: int, fan_in: int, fan_out: int, kernel_size: int, options: dict[str, Any]

@@ -43,7 +43,13 @@ class RelativeL2Error(Metric):
         self.norm += target.double().square().sum()
 
     def compute(self) -> torch.Tensor:
-        return (self.error / self.norm.clamp(min=torch.finfo(torch.float64).tiny)).sqrt().float()
+        return _relative_l2(self.error, self.norm)
+
+
+def _relative_l2(squared_error: torch.Tensor, target_square: torch.Tensor) -> torch.Tensor:
+    """``sqrt(sum squared error / sum squared target)`` in float32, safe for a zero target."""
+    tiny = torch.finfo(torch.float64).tiny
+    return (squared_error / target_square.clamp(min=tiny)).sqrt().float()
 
 
 def _check_same_shape(prediction: torch.Tensor, target: torch.Tensor) -> None:
@@ -94,7 +100,7 @@ class RegressionScores(Metric):
         total = self.target_square_sum - self.target_sum.square() / self.count
         return {
             "mse": (squared_error / (self.count * self.squared_error.numel())).float(),
-            "rel_l2": (squared_error / self.target_square_sum.sum().clamp(min=tiny)).sqrt().float(),
+            "rel_l2": _relative_l2(squared_error, self.target_square_sum.sum()),
             "r2": (1 - self.squared_error / total.clamp(min=tiny)).mean().float(),
         }
 
