@@ -45,6 +45,16 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def _destination_mode(path: Path) -> int:
+    """The existing file's permissions, else ``0o666`` less the umask (as ``open`` does)."""
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) -> Iterator[IO]:
     """Open a temporary file next to ``path``; on success it atomically becomes ``path``.
@@ -61,6 +71,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) -
         dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX
     )
     try:
+        # mkstemp creates 0600; give the file the mode a plain open() would have
+        os.chmod(temporary, _destination_mode(path))
         with os.fdopen(fd, mode, **kwargs) as handle:
             yield handle
             handle.flush()

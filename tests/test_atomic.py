@@ -69,3 +69,16 @@ def test_bad_mode_is_refused(tmp_path):
         atomic_open(tmp_path / "x", "a"),
     ):
         pass
+
+
+def test_new_files_get_the_umask_mode_and_rewrites_keep_theirs(tmp_path):
+    path = tmp_path / "config.yaml"
+    umask = os.umask(0o022)
+    try:
+        atomic_write_text(path, "a")
+        assert path.stat().st_mode & 0o777 == 0o644
+        path.chmod(0o640)
+        atomic_write_text(path, "b")
+        assert path.stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(umask)
