@@ -9,18 +9,31 @@ the network or task accepts (``in_features``, ``out_features``, ``in_channels``,
 ``num_classes``) and leaves unset is filled in from the data module's
 ``num_features``, ``num_outputs``, ``in_channels``; a value that disagrees with the
 data is an error naming the field. Bad configurations exit with a one-paragraph
-message, not a traceback.
+message, not a traceback (an unknown key with the closest valid one).
+
+``--ckpt_path``: ``last`` means the newest ``last.ckpt`` of the run (every
+``version_*`` folder of the logger's ``save_dir/name``, or the checkpoint callback's
+``dirpath``), said in one line; a missing or incomplete file is an error, and so is a
+model option given in the configuration that the checkpoint's hyper-parameters would
+silently replace (LightningCLI loads a checkpoint's hyper-parameters over the config).
+A run stopped by a non-finite loss ends with one paragraph and exit code 1.
 """
 
 from __future__ import annotations
 
+import difflib
+import glob
 import inspect
+import re
 import sys
+from pathlib import Path
 from typing import Any
 
 import lightning as L
-from jsonargparse import Namespace
-from lightning.pytorch.cli import LightningCLI
+from jsonargparse import ArgumentError, Namespace
+from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from torch.nn.parameter import is_lazy
 
 # imported so that configs and --trainer.callbacks+=... can name these classes by their
 # short names (jsonargparse resolves subclasses that have been imported)
@@ -29,8 +42,10 @@ import lightning_kan.data
 import lightning_kan.lotra
 import lightning_kan.nets
 import lightning_kan.pde  # noqa: F401
+from lightning_kan.atomic import atomic_write_text, remove_stale_partials
+from lightning_kan.callbacks.checkpoint import CheckpointError, load_checkpoint_file
 from lightning_kan.cpu import skip_failing_nvml_probe
-from lightning_kan.tasks import KANTask
+from lightning_kan.tasks import KANTask, NonFiniteLossError
 
 __all__ = ["KANCLI", "build_cli", "main"]
 
@@ -47,8 +62,95 @@ class ConfigError(ValueError):
     """A configuration value that cannot work; reported without a traceback."""
 
 
+class AtomicSaveConfig(SaveConfigCallback):
+    """Writes the run's ``config.yaml`` atomically (rank 0; remote log dirs as Lightning)."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        log_dir = trainer.log_dir  # a broadcast: every rank takes part
+        if self.already_saved or log_dir is None or not _is_local_file_protocol(log_dir):
+            super().setup(trainer, pl_module, stage)
+            return
+        if trainer.is_global_zero:
+            remove_stale_partials(log_dir)  # a killed run's half-written config
+            text = self.parser.dump(self.config, skip_none=False)
+            atomic_write_text(Path(log_dir) / self.config_filename, text)
+            self.save_config(trainer, pl_module, stage)
+            self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
+
+
+#: --ckpt_path values Lightning resolves itself
+LIGHTNING_CKPT_NAMES = ("best", "hpc", "registry")
+
+
 class KANCLI(LightningCLI):
     """LightningCLI over any ``KANTask`` and ``LightningDataModule`` subclass."""
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        """Parsers raise instead of printing usage: :meth:`parse_arguments` reports."""
+        kwargs.setdefault("exit_on_error", False)
+        return super().init_parser(**kwargs)
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as error:
+            argv = [] if isinstance(args, dict) else list(sys.argv[1:] if args is None else args)
+            _exit(ConfigError(_describe_parse_error(str(error), parser, argv)))
+
+    def _parse_ckpt_path(self) -> None:
+        """Resolve ``last``, check the file and apply its hyper-parameters (refusing
+        configured model options that they would replace)."""
+        subcommand = self.config.get("subcommand")
+        section = self.config[subcommand] if subcommand else None
+        ckpt_path = section.get("ckpt_path") if section is not None else None
+        if not ckpt_path or ckpt_path in LIGHTNING_CKPT_NAMES or "://" in str(ckpt_path):
+            return
+        try:
+            if ckpt_path == "last":
+                section.ckpt_path = ckpt_path = str(_find_last_checkpoint(section))
+                print(f"lightning_kan: --ckpt_path last is {ckpt_path}", file=sys.stderr)
+            checkpoint = load_checkpoint_file(ckpt_path, weights_only=True, map_location="cpu")
+        except (CheckpointError, ConfigError) as error:
+            _exit(ConfigError(f"--ckpt_path: {error}"))
+        hparams = dict(checkpoint.get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        try:
+            merged = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+        except ArgumentError as error:
+            _exit(ConfigError(f"--ckpt_path {ckpt_path}: its hyper-parameters fail: {error}"))
+        _refuse_conflicts(section.model, merged[subcommand].model, ckpt_path)
+        self.config = merged
+
+    def after_instantiate_classes(self) -> None:
+        """Build the optimizer and scheduler once, so that a value they reject (``lr:
+        -1``) is a configuration error now, not a traceback when training starts."""
+        super().after_instantiate_classes()
+        model = self.model
+        if not isinstance(model, KANTask) or any(is_lazy(p) for p in model.parameters()):
+            return
+        config = (self.config[self.subcommand] if self.subcommand else self.config).model
+        try:
+            optimizer = model.optimizer(model.optimizer_parameters())
+        except (ValueError, TypeError) as error:
+            _exit(ConfigError(f"{_describe_class(config, 'optimizer')}: {error}"))
+        try:
+            if model.lr_scheduler is not None:
+                model.lr_scheduler(optimizer)
+        except (ValueError, TypeError) as error:
+            _exit(ConfigError(f"{_describe_class(config, 'lr_scheduler')}: {error}"))
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Run it; a non-finite loss or an unreadable checkpoint ends in one paragraph."""
+        try:
+            super()._run_subcommand(subcommand)
+        except (NonFiniteLossError, CheckpointError) as error:
+            print(f"lightning_kan: error: {' '.join(str(error).split())}", file=sys.stderr)
+            raise SystemExit(1) from None
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -72,6 +174,191 @@ def _exit(error: Exception) -> None:
     message = " ".join(str(error).split())
     print(f"lightning_kan: error: invalid configuration: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def _describe_parse_error(message: str, parser: LightningArgumentParser, argv: list[str]) -> str:
+    """One paragraph from jsonargparse's nested report: the field, the value, the
+    reason and, for an unknown key, the closest valid key."""
+    unknown = re.search(r"unrecognized arguments: (\S+)|does not accept option '([^']+)'", message)
+    option = re.search(r"Option '([^']+)' is not accepted", message)
+    if unknown:
+        field, _, value = (unknown.group(1) or unknown.group(2)).lstrip("-").partition("=")
+        reason = "unknown option"
+    else:
+        chain = re.findall(r'Parser key "([^"]+)"', message)
+        nested = re.search(r"NestedArg\(key='([^']*)', val=(.*)\)\s*$", message, re.M)
+        given = re.search(r"^\s*Given value: (.*)$", message, re.M)
+        if nested:
+            field, value = f"{chain[0]}.init_args.{nested.group(1)}", nested.group(2)
+        else:
+            field = ".init_args.".join(chain) or "configuration"
+            field += f".init_args.{option.group(1)}" if option else ""
+            in_file = option and re.search(rf"\b{option.group(1)}=([^,)]+)", message)
+            value = in_file.group(1) if in_file else given.group(1) if given else ""
+        reason = _innermost_reason(message)
+    text = f"{field}={value}: {reason}" if value and len(value) <= 80 else f"{field}: {reason}"
+    if unknown or option:
+        match = _closest_key(field, _valid_keys(parser, argv, field, _owner(message, option)))
+        if match:
+            text += f"; did you mean {match}?"
+    subcommand = next((a for a in argv if a in ("fit", "validate", "test", "predict")), "fit")
+    return f"{text} (lightning_kan {subcommand} --help lists the options)"
+
+
+def _owner(message: str, option: re.Match | None) -> str | None:
+    """The class whose option is unknown: named on the option's line, else the last
+    class named before it; ``Trainer`` for a trainer key."""
+    if option is None:
+        return "lightning.pytorch.Trainer" if "trainer." in message else None
+    line_start = message.rfind("\n", 0, option.start()) + 1
+    line_end = message.find("\n", option.end())
+    line = message[line_start : line_end if line_end >= 0 else None]
+    named = re.findall(r"class_path='([\w.]+)'", line) or re.findall(
+        r"class_path '([\w.]+)'", message[: option.start()]
+    )
+    return named[-1] if named else None
+
+
+#: lines of jsonargparse's report that only frame the reason
+_FRAME = re.compile(
+    r"^(Parser key|Does not validate|Subtypes:|Errors:|Given value|Problem with given class_path"
+    r"|Expected a path but|Expected a <class 'NoneType'>)"
+)
+
+
+def _innermost_reason(message: str) -> str:
+    reasons = []
+    for line in message.splitlines():
+        line = line.strip().removeprefix("- ").strip()
+        if line.startswith("Parser key") and ": " in line.rstrip(":"):
+            line = line.split(": ", 1)[1]  # 'Parser key "config": File does not exist'
+        elif not line or _FRAME.match(line):
+            continue
+        line = re.sub(r"^Type .* expects a function or a callable class: ", "", line)
+        line = re.sub(r"\. Got value: .*$", "", line)
+        line = re.sub(r"^Expected a <class '(\w+)'>", r"expected a value of type \1", line)
+        if line.startswith("Option '"):
+            line = "unknown option"
+        if line not in reasons:
+            reasons.append(line)
+    return "; ".join(reasons) or " ".join(message.split())
+
+
+def _valid_keys(
+    parser: LightningArgumentParser, argv: list[str], bad: str, owner: str | None
+) -> list[str]:
+    """Every key of the configuration that ``argv`` without the bad option gives; if that
+    does not parse either (the bad key is in a file), the options of its ``owner`` class."""
+    leaf, kept, skip = bad.rsplit(".", 1)[-1], [], False
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        if skip or (arg.startswith("--") and name.endswith(leaf)):
+            skip = not skip and "=" not in arg  # "--key value": drop the value too
+            continue
+        kept.append(arg)
+    try:
+        config = parser.parse_args(kept)
+    except (ArgumentError, SystemExit):
+        if owner is None:
+            return []
+        prefix = bad.rsplit(".", 1)[0]
+        return [f"{prefix}.{name}" for name in inspect.signature(_import(owner)).parameters]
+    subcommand = config.get("subcommand")
+    keys = (config[subcommand] if subcommand else config).keys()  # flattened, dotted
+    return [key for key in keys if not key.endswith("class_path")]
+
+
+def _closest_key(bad: str, keys: list[str]) -> str | None:
+    """The valid key whose last part is closest to ``bad``'s (nearest the same section)."""
+    by_leaf: dict[str, list[str]] = {}
+    for key in keys:
+        by_leaf.setdefault(key.rsplit(".", 1)[-1], []).append(key)
+    leaves = difflib.get_close_matches(bad.rsplit(".", 1)[-1], list(by_leaf), n=1, cutoff=0.6)
+    if not leaves:
+        close = difflib.get_close_matches(bad, keys, n=1, cutoff=0.6)
+        return close[0] if close else None
+    parts = bad.split(".")
+    return max(by_leaf[leaves[0]], key=lambda key: _shared_parts(key.split("."), parts))
+
+
+def _shared_parts(a: list[str], b: list[str]) -> int:
+    """How many leading parts two dotted keys share."""
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), len(a))
+
+
+def _find_last_checkpoint(section: Namespace) -> Path:
+    """The newest ``last*.ckpt`` of the run that ``section``'s trainer writes: in the
+    checkpoint callback's ``dirpath``, else in every version of the logger's run."""
+    folders = _checkpoint_folders(section.trainer)
+    found = [Path(path) for folder in folders for path in glob.glob(f"{folder}/last*.ckpt")]
+    if not found:
+        raise ConfigError(
+            f"'last' found no last*.ckpt in {', '.join(map(str, folders))}; pass the path of "
+            "the checkpoint to resume, or drop --ckpt_path to start from scratch"
+        )
+    return max(found, key=lambda path: path.stat().st_mtime)
+
+
+def _checkpoint_folders(trainer: Namespace) -> list[str]:
+    """Glob patterns of the folders a run's ModelCheckpoint writes to (see Lightning's
+    ``ModelCheckpoint.__resolve_ckpt_dir``): its ``dirpath``, else
+    ``<save_dir>/<name>/*/checkpoints`` of the first logger (any version)."""
+    callbacks = trainer.get("callbacks") or []
+    for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
+        if isinstance(callback, Namespace) and callback.get("class_path", "").endswith(
+            "ModelCheckpoint"
+        ):
+            dirpath = (callback.get("init_args") or {}).get("dirpath")
+            if dirpath:
+                return [str(dirpath)]
+    root = trainer.get("default_root_dir") or "."
+    logger = trainer.get("logger")
+    logger = logger[0] if isinstance(logger, list) and logger else logger
+    if isinstance(logger, Namespace):
+        init_args = logger.get("init_args") or Namespace()
+        save_dir = init_args.get("save_dir") or root
+        if logger.class_path.endswith("WandbLogger"):
+            name = init_args.get("project") or "lightning_logs"
+        else:
+            name = init_args.get("name") or "lightning_logs"
+        return [f"{save_dir}/{name}/*/checkpoints"]
+    if logger is False:
+        return [f"{root}/checkpoints"]
+    return [f"{root}/lightning_logs/*/checkpoints"]
+
+
+def _refuse_conflicts(configured: Namespace, merged: Namespace, ckpt_path: str) -> None:
+    """Raise if a model option set in the configuration differs from the checkpoint's."""
+    before = dict(configured.items()) if isinstance(configured, Namespace) else {}
+    after = dict(merged.items()) if isinstance(merged, Namespace) else {}
+    conflicts = [
+        f"model.{key}={value!r} (the checkpoint has {after[key]!r})"
+        for key, value in before.items()
+        if value is not None and key in after and after[key] != value
+    ]
+    if conflicts:
+        _exit(
+            ConfigError(
+                f"--ckpt_path {ckpt_path} was trained with other model options than the "
+                f"configuration gives: {'; '.join(conflicts)}. A checkpoint's hyper-parameters "
+                "replace the configuration's, so these would be silently ignored: drop them "
+                "(e.g. use the run's own config.yaml) or train a new model without --ckpt_path"
+            )
+        )
+
+
+def _describe_class(model: Namespace, name: str) -> str:
+    """``model.init_args.<name>`` with its class and the arguments set to non-defaults."""
+    spec = (model.get("init_args") or Namespace()).get(name)
+    if not isinstance(spec, Namespace) or not spec.get("class_path"):
+        return f"model.init_args.{name}"
+    defaults = inspect.signature(_import(spec.class_path)).parameters
+    arguments = ", ".join(
+        f"{key}={value!r}"
+        for key, value in (spec.get("init_args") or Namespace()).items()
+        if key not in defaults or defaults[key].default != value
+    )
+    return f"model.init_args.{name} ({spec.class_path} with {arguments or 'its defaults'})"
 
 
 def _import(class_path: str) -> Any:
@@ -119,6 +406,7 @@ def build_cli(args: list[str] | dict[str, Any] | None = None, run: bool = True) 
         L.LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
+        save_config_callback=AtomicSaveConfig,
         save_config_kwargs={"overwrite": True},
         args=args,
         run=run,

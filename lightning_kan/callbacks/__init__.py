@@ -1,6 +1,7 @@
 """Lightning callbacks for KAN training."""
 
 from lightning_kan.callbacks.activation_plot import ActivationPlot
+from lightning_kan.callbacks.checkpoint import AtomicCheckpointIO, ModelCheckpoint
 from lightning_kan.callbacks.grid_update import GridUpdate
 
-__all__ = ["ActivationPlot", "GridUpdate"]
+__all__ = ["ActivationPlot", "AtomicCheckpointIO", "GridUpdate", "ModelCheckpoint"]

@@ -12,10 +12,13 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import MetricCollection
 
+from lightning_kan.callbacks.checkpoint import ModelCheckpoint, use_atomic_checkpoint_io
 from lightning_kan.utils import optimizer_config
 
 __all__ = ["KANTask", "NonFiniteLossError"]
@@ -47,6 +50,11 @@ class KANTask(L.LightningModule):
             entropy over edge magnitudes) added to the training loss; 0 disables it.
 
     Subclasses set ``self.loss_fn`` and implement :meth:`make_metrics`.
+
+    Checkpoints: a trainer running a ``KANTask`` writes checkpoints atomically, and a
+    plain Lightning ``ModelCheckpoint`` among its callbacks becomes a
+    :class:`lightning_kan.callbacks.ModelCheckpoint` (same settings; ``last.ckpt``
+    always current, no non-finite "best"); see :meth:`configure_callbacks`.
     """
 
     def __init__(
@@ -79,6 +87,23 @@ class KANTask(L.LightningModule):
     def make_metrics(self) -> MetricCollection:
         raise NotImplementedError
 
+    def configure_callbacks(self) -> list[Callback]:
+        """Adds no callback; makes the trainer's checkpointing safe (see the class docstring).
+
+        Lightning's ``ModelCheckpoint(save_last=True)`` writes ``last.ckpt`` only when a
+        top-k checkpoint is saved, so after early stopping or ``max_steps`` it holds an
+        old state; its writes are not atomic. The trainer's Lightning ``ModelCheckpoint``
+        callbacks are therefore upgraded in place (:meth:`ModelCheckpoint.adopt`) and the
+        strategy's default ``TorchCheckpointIO`` is replaced by the atomic one.
+        """
+        trainer = self._trainer
+        if trainer is not None:
+            use_atomic_checkpoint_io(trainer.strategy)
+            for callback in trainer.callbacks:
+                if type(callback) is LightningModelCheckpoint:
+                    ModelCheckpoint.adopt(callback)
+        return []
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
@@ -93,7 +118,9 @@ class KANTask(L.LightningModule):
                 f"{stage}/loss",
                 loss,
                 prog_bar=True,
-                batch_size=batch_size,
+                # a float: Lightning floors an integer batch-size total when it averages
+                # it over processes, inflating the epoch mean (Lightning issue #21859)
+                batch_size=float(batch_size),
                 sync_dist=stage != "train",
             )
         if stage == "train" and self.regularization > 0:
@@ -141,7 +168,9 @@ class KANTask(L.LightningModule):
         ``self.log`` with metric objects every step costs more than a small KAN's step.
         """
         metrics = getattr(self, f"{stage}_metrics")
-        self.log_dict(metrics.compute())
+        # compute() already synchronised them: equal on every process, so Lightning's
+        # mean over processes (sync_dist) keeps the value and silences its DDP warning
+        self.log_dict(metrics.compute(), sync_dist=True)
         # validate/test run under inference mode: states reset there would be inference
         # tensors that a later fit could not update in place
         with torch.inference_mode(False):
