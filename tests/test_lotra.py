@@ -186,7 +186,7 @@ def test_selection_by_regex_list_type_and_exclusion():
         ({"ranks": [2, 2]}, r"expected an int or 3 ranks"),
         ({"ranks": {"layers\\.0": 1}}, r"no entry for module 'layers\.1'"),
         ({"target_modules": "decoder.*"}, r"found no module to adapt .*layers\.0"),
-        ({"target_modules": ["missing_layer"], "ranks": 1}, r"no module to adapt"),
+        ({"target_modules": ["missing_layer"], "ranks": 1}, r"'missing_layer' matches no module"),
     ],
 )
 def test_bad_adapter_arguments_are_clear_errors(kwargs, message):
@@ -348,8 +348,11 @@ def test_save_and_load_adapter_round_trip_is_exact(tmp_path):
     )
     with pytest.raises(ValueError, match="trained on a tensor of shape"):
         lotra.load_adapter(KAN([2, 8, 4, 1], **CHEBYSHEV), tmp_path / "adapter", name="other")
-    with pytest.raises(FileNotFoundError, match=r"adapter_config\.json is missing"):
+    with pytest.raises(FileNotFoundError, match=r"nowhere'.*the folder does not exist"):
         lotra.load_adapter(fresh, tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"adapter_config\.json is missing"):
+        lotra.load_adapter(fresh, tmp_path / "empty")
 
 
 def test_several_named_adapters_switch_and_disable():

@@ -6,6 +6,7 @@ with the :class:`LoTRA` callback, or use the functions on any ``nn.Module`` dire
 
 from lightning_kan.lotra.adapter import COMPONENTS, TuckerAdapters, TuckerDelta, resolve_ranks
 from lightning_kan.lotra.callback import LoTRA
+from lightning_kan.lotra.fingerprint import base_fingerprint
 from lightning_kan.lotra.io import (
     checkpoint_from_plain,
     checkpoint_to_plain,
@@ -42,6 +43,7 @@ __all__ = [
     "TuckerDelta",
     "adapted_tensors",
     "add_adapter",
+    "base_fingerprint",
     "check_lr_options",
     "checkpoint_from_plain",
     "checkpoint_to_plain",

@@ -14,15 +14,18 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torch import nn
 
+from lightning_kan.callbacks.checkpoint import load_checkpoint_file
+from lightning_kan.lotra.adapter import check_ranks
 from lightning_kan.lotra.io import checkpoint_from_plain, checkpoint_to_plain, save_adapter
 from lightning_kan.lotra.lr import check_lr_options, lotra_param_groups
 from lightning_kan.lotra.model import (
     adapted_tensors,
     add_adapter,
+    check_adapter_name,
     parameter_report,
     set_active_adapter,
 )
-from lightning_kan.lotra.targets import matches
+from lightning_kan.lotra.targets import check_selector, matches
 from lightning_kan.utils import optimizer_config
 
 __all__ = ["LoTRA"]
@@ -91,6 +94,14 @@ class LoTRA(Callback):
         export_dir: str | None = None,
     ) -> None:
         check_lr_options(lr, lr_strategy, lr_multipliers or {})
+        check_ranks(ranks)
+        check_adapter_name(adapter_name, "adapter_name")
+        for argument, selector in (
+            ("target_modules", target_modules),
+            ("exclude_modules", exclude_modules),
+            ("modules_to_save", modules_to_save),
+        ):
+            check_selector(selector, argument)
         self.ranks = ranks
         self.target_modules = target_modules
         self.exclude_modules = exclude_modules
@@ -208,7 +219,7 @@ def _load_pretrained(pl_module: nn.Module, path: str, saved_modules: list[str]) 
             f"LoTRA pretrained_checkpoint={path!r} does not exist; pass the .ckpt written by "
             "the pretraining run (e.g. runs/<name>/version_0/checkpoints/last.ckpt)"
         )
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = load_checkpoint_file(path, map_location="cpu", weights_only=True)
     state_dict = dict(checkpoint.get("state_dict", checkpoint))
     own = pl_module.state_dict()
     prefixes = tuple(f"{name}." for name in saved_modules)

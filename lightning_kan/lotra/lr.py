@@ -31,6 +31,7 @@ overshoots on wide layers or the other components crawl.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -51,22 +52,38 @@ LR_STRATEGIES = ("uniform", "width")
 MULTIPLIER_KEYS = (*COMPONENTS, "modules_to_save")
 
 
+def _positive_finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < math.inf
+
+
 def check_lr_options(lr: float, strategy: str, multipliers: Mapping[str, float]) -> None:
     """Raise ``ValueError`` naming the bad base rate, strategy or multiplier."""
-    if not lr > 0:
-        raise ValueError(f"LoTRA lr must be > 0, got {lr!r}")
+    if not _positive_finite(lr):
+        raise ValueError(
+            f"LoTRA lr={lr!r} is not a learning rate: expected a finite number > 0, e.g. "
+            "lr=1e-3 (the base rate; lr_strategy and lr_multipliers scale it per component)"
+        )
     if strategy not in LR_STRATEGIES:
         raise ValueError(
             f"LoTRA lr_strategy={strategy!r} is unknown; expected one of {LR_STRATEGIES} "
             "(or give lr_multipliers per component)"
+        )
+    if not isinstance(multipliers, Mapping):
+        raise ValueError(
+            f"LoTRA lr_multipliers={multipliers!r} must be a dict from components to "
+            f"factors, e.g. {{'in': 4.0}}; its keys are some of {MULTIPLIER_KEYS}"
         )
     for key, value in multipliers.items():
         if key not in MULTIPLIER_KEYS:
             raise ValueError(
                 f"unknown lr_multipliers key {key!r}; expected some of {MULTIPLIER_KEYS}"
             )
-        if not value > 0:
-            raise ValueError(f"lr_multipliers[{key!r}] must be > 0, got {value!r}")
+        if not _positive_finite(value):
+            raise ValueError(
+                f"LoTRA lr_multipliers[{key!r}]={value!r} is not a rate factor: expected a "
+                "finite number > 0 (1.0 keeps the strategy's rate, 0.5 halves it); leave "
+                "the key out to keep the strategy's rate"
+            )
 
 
 def component_lr(
@@ -77,8 +94,18 @@ def component_lr(
     multipliers: Mapping[str, float] | None = None,
 ) -> float:
     """The learning rate of one adapter component of a layer with ``in_features`` inputs."""
-    multipliers = dict(multipliers or {})
+    multipliers = {} if multipliers is None else multipliers
     check_lr_options(lr, strategy, multipliers)
+    if component not in MULTIPLIER_KEYS:
+        raise ValueError(
+            f"LoTRA component_lr component={component!r} is unknown; expected one of "
+            f"{MULTIPLIER_KEYS}"
+        )
+    if isinstance(in_features, bool) or not isinstance(in_features, int) or in_features < 1:
+        raise ValueError(
+            f"LoTRA component_lr in_features={in_features!r} must be the layer's input "
+            "count, an int >= 1 (the 'width' strategy divides the 'in' rate by it)"
+        )
     return _rate(lr, component, in_features, strategy, multipliers)
 
 
@@ -105,8 +132,10 @@ def lotra_param_groups(
     up again after resuming. Each group has a ``name`` (``"lotra/in/I=64"``), which
     Lightning's ``LearningRateMonitor`` uses.
     """
-    multipliers = dict(multipliers or {})
+    multipliers = {} if multipliers is None else multipliers
     check_lr_options(lr, strategy, multipliers)
+    if isinstance(modules_to_save, nn.Module):
+        modules_to_save = [modules_to_save]
     active = [
         t.adapters.adapters[t.adapters.active]
         for t in adapted_tensors(model)

@@ -18,11 +18,12 @@ from lightning_kan.lotra.adapter import (
     RankSpec,
     TuckerAdapters,
     TuckerDelta,
+    check_ranks,
     folded_shape,
     ranks_for_module,
     resolve_ranks,
 )
-from lightning_kan.lotra.targets import ModuleSelector, find_target_modules
+from lightning_kan.lotra.targets import ModuleSelector, check_model, find_target_modules
 from lightning_kan.utils import count_parameters
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "ParameterReport",
     "adapted_tensors",
     "add_adapter",
+    "check_adapter_name",
     "disable_adapters",
     "merge_adapter",
     "parameter_report",
@@ -65,6 +67,7 @@ class AdaptedTensor:
 
 def adapted_tensors(model: nn.Module) -> list[AdaptedTensor]:
     """Every coefficient tensor of ``model`` that carries adapters, in module order."""
+    check_model(model)
     found = []
     for name, module in model.named_modules():
         if not parametrize.is_parametrized(module):
@@ -73,6 +76,15 @@ def adapted_tensors(model: nn.Module) -> list[AdaptedTensor]:
             if isinstance(parametrizations[0], TuckerAdapters):
                 found.append(AdaptedTensor(name, module, parameter_name))
     return found
+
+
+def check_adapter_name(name: object, argument: str) -> None:
+    """``ValueError`` unless ``name`` can name an adapter (a submodule key: no dots)."""
+    if not isinstance(name, str) or not name or "." in name:
+        raise ValueError(
+            f"LoTRA {argument}={name!r} cannot name an adapter: expected a non-empty string "
+            "without dots (it becomes a submodule name), e.g. 'default' or 'task_b'"
+        )
 
 
 def _adapters_named(model: nn.Module, name: str) -> list[AdaptedTensor]:
@@ -101,6 +113,8 @@ def add_adapter(
     first (switch with :func:`set_active_adapter`). The new adapter lives on the
     pretrained tensor's device and dtype. Returns the adapted tensors.
     """
+    check_adapter_name(name, "name")
+    check_ranks(ranks)
     targets = find_target_modules(model, target_modules, exclude_modules, parameter_name)
     # validate every rank before touching the model, so an error leaves it unchanged
     plans = []
@@ -113,8 +127,9 @@ def add_adapter(
         )
         if is_adapted and name in module.parametrizations[parameter_name][0].adapters:
             raise ValueError(
-                f"{module_name!r} already has an adapter named {name!r}; pick another "
-                "adapter_name or remove it first"
+                f"{module_name!r} already has an adapter named {name!r}; pick another name "
+                "(add_adapter's name, load_adapter's name, LoTRA's adapter_name), or build "
+                "the model afresh"
             )
         shape = tuple(pretrained.shape)
         where = f"{module_name or 'the model'}.{parameter_name} of shape {shape}"
@@ -226,6 +241,7 @@ class ParameterReport:
 
 def parameter_report(model: nn.Module) -> ParameterReport:
     """Count trainable and all parameters of ``model`` (inactive adapters count as all)."""
+    check_model(model)
     return ParameterReport(
         trainable=count_parameters(model), total=count_parameters(model, trainable_only=False)
     )

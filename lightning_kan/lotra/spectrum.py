@@ -88,6 +88,11 @@ def suggest_ranks(
 
 def plot_spectra(spectra: dict[str, dict[str, torch.Tensor]]) -> Figure:
     """One panel per mode: normalised singular values ``s_j / s_0`` of every layer."""
+    if not isinstance(spectra, dict) or not spectra:
+        raise ValueError(
+            f"plot_spectra(spectra={spectra!r}) has nothing to draw: pass what "
+            "update_spectra(pretrained, finetuned) returns, {module: {mode: singular values}}"
+        )
     from matplotlib.figure import Figure
 
     components = list(next(iter(spectra.values())).keys())
