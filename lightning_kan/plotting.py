@@ -2,14 +2,60 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import torch
 
+from lightning_kan.atomic import atomic_open
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure as FigureType
 
-__all__ = ["plot_edge_functions"]
+__all__ = [
+    "check_plottable",
+    "figure_class",
+    "plot_edge_functions",
+    "plotted_layers",
+    "save_figure",
+]
+
+
+def figure_class() -> type[FigureType]:
+    """matplotlib's bare ``Figure`` (no pyplot: the user's backend is left alone).
+
+    Raises ``ImportError`` with the install command when matplotlib cannot be imported;
+    callers that can go on without plots (:class:`ActivationPlot`) turn it into a warning.
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as error:
+        raise ImportError(
+            f"plotting needs matplotlib, which could not be imported ({error}); install it "
+            "with pip install matplotlib (a base dependency of lightning-kan)"
+        ) from None
+    return Figure
+
+
+def save_figure(figure: FigureType, path: str | os.PathLike[str], dpi: int = 100) -> None:
+    """Write ``figure`` as a PNG at ``path`` atomically: a kill or an error mid-write
+    leaves the previous file (or none), never a truncated one."""
+    with atomic_open(path, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=dpi)
+
+
+def plotted_layers(net: torch.nn.Module) -> list[torch.nn.Module]:
+    """The layers :func:`plot_edge_functions` draws: ``net.layers``, or ``net`` itself."""
+    return list(getattr(net, "layers", [net]))
+
+
+def check_plottable(net: torch.nn.Module) -> None:
+    """Raise ``TypeError`` unless every layer of ``net`` can show its edge functions."""
+    if not all(hasattr(layer, "edge_activations") for layer in plotted_layers(net)):
+        raise TypeError(
+            f"plotting edge functions needs a KAN or KANLinear (layers with "
+            f"edge_activations); {type(net).__name__} has other layers"
+        )
 
 
 @torch.no_grad()
@@ -21,19 +67,11 @@ def plot_edge_functions(
     ``net`` is a network with ``layers`` of ``KANLinear`` (``KAN``) or a single
     ``KANLinear``; ``inputs (N, I)`` are real network inputs, propagated to find each
     layer's input range. Wide layers show their first ``max_edges`` inputs and outputs.
-    Needs matplotlib (``pip install 'lightning-kan[plot]'``).
+    Needs matplotlib (see :func:`figure_class`).
     """
-    try:  # a bare Figure needs no pyplot and leaves the user's backend alone
-        from matplotlib.figure import Figure
-    except ImportError as error:
-        raise ImportError(
-            "plotting edge functions needs matplotlib: pip install 'lightning-kan[plot]'"
-        ) from error
-    layers = list(getattr(net, "layers", [net]))
-    if not all(hasattr(layer, "edge_activations") for layer in layers):
-        raise TypeError(
-            f"plot_edge_functions needs KANLinear layers; {type(net).__name__} has others"
-        )
+    check_plottable(net)
+    Figure = figure_class()
+    layers = plotted_layers(net)
     figures = []
     hidden = inputs.reshape(-1, inputs.shape[-1])
     norms = list(getattr(net, "norms", []))

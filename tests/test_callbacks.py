@@ -95,3 +95,132 @@ def test_existing_lightning_project_example_runs(tmp_path, monkeypatch):
     trainer.fit(namespace["DigitsModel"](), namespace["DigitsData"]())
     assert trainer.callback_metrics["val/accuracy"] > 0.5
     assert list((tmp_path / "ex/version_0/activations").glob("*.png"))
+
+
+def block_matplotlib(monkeypatch):
+    """Make every ``import matplotlib...`` fail, as on an install without it."""
+    import sys
+
+    for name in [n for n in sys.modules if n == "matplotlib" or n.startswith("matplotlib.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+
+
+def test_activation_plot_without_matplotlib_warns_once_and_fit_completes(tmp_path, monkeypatch):
+    block_matplotlib(monkeypatch)
+    logger = CSVLogger(tmp_path, name="plots")
+    with pytest.warns(UserWarning) as record:
+        fit(tmp_path, KAN([2, 3, 1]), [ActivationPlot(every_n_epochs=1)], logger=logger)
+    about_plots = [w for w in record if "matplotlib" in str(w.message)]
+    assert len(about_plots) == 1, [str(w.message) for w in about_plots]
+    message = str(about_plots[0].message)
+    assert "ActivationPlot" in message and "pip install matplotlib" in message
+    assert not (tmp_path / "plots/version_0/activations").exists()
+
+
+def test_plot_edge_functions_without_matplotlib_names_the_fix(monkeypatch):
+    block_matplotlib(monkeypatch)
+    with pytest.raises(ImportError, match="pip install matplotlib"):
+        plot_edge_functions(KAN([2, 3, 1]), torch.rand(8, 2))
+
+
+def test_activation_plot_writes_atomically(tmp_path, monkeypatch):
+    """A write that fails midway leaves no truncated PNG and no temporary file behind."""
+    matplotlib_figure = pytest.importorskip("matplotlib.figure")
+
+    def failing_savefig(self, target, **kwargs):
+        data = b"\x89PNG truncated"
+        if hasattr(target, "write"):
+            target.write(data)
+        else:
+            with open(target, "wb") as handle:
+                handle.write(data)
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(matplotlib_figure.Figure, "savefig", failing_savefig)
+    logger = CSVLogger(tmp_path, name="plots")
+    with pytest.raises(OSError, match="no space left"):
+        fit(tmp_path, KAN([2, 3, 1]), [ActivationPlot(every_n_epochs=5)], logger=logger, epochs=1)
+    folder = tmp_path / "plots/version_0/activations"
+    assert not folder.exists() or list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"every_n_epochs": 0}, "every_n_epochs must be an integer >= 1, got 0"),
+        ({"max_edges": 0}, "max_edges must be an integer >= 1, got 0"),
+        ({"num_samples": 1}, "num_samples must be an integer >= 2, got 1"),
+    ],
+)
+def test_activation_plot_argument_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ActivationPlot(**kwargs)
+
+
+def test_activation_plot_rejects_networks_without_edge_functions_before_training(tmp_path):
+    net = MLP([4], in_features=2, out_features=1)
+    initial = [p.detach().clone() for p in net.parameters()]
+    with pytest.raises(TypeError, match="needs a KAN or KANLinear"):
+        fit(tmp_path, net, [ActivationPlot()], epochs=1)
+    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), initial, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"every_n_epochs": 0}, "every_n_epochs must be a positive integer, got 0"),
+        ({"num_samples": 1}, "num_samples must be an integer >= 2, got 1"),
+        ({"until_epoch": -1}, "until_epoch must be None .* got -1"),
+        ({"grid_eps": 0.0}, r"grid_eps must be in \(0, 1\], got 0.0"),
+        ({"margin": -0.5}, "margin must be >= 0, got -0.5"),
+    ],
+)
+def test_grid_update_argument_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GridUpdate(**kwargs)
+
+
+def test_grid_update_reads_pde_collocation_batches(tmp_path):
+    """PDE batches are dicts: the knots move to the interior collocation points."""
+    from lightning_kan.pde import Elliptic, PDEDataModule, PINNTask
+
+    data = PDEDataModule(Elliptic(), num_interior=64, num_boundary=16, steps_per_epoch=2)
+    data.setup("fit")
+    net = KAN([2, 3, 1])
+    initial = net.layers[0].basis.grid.clone()
+    task = PINNTask(net, optimizer=lambda p: torch.optim.Adam(p, lr=1e-3))
+    trainer = L.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        callbacks=[GridUpdate(every_n_epochs=1, num_samples=64)],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        limit_val_batches=0,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(task, data)
+    assert not torch.equal(net.layers[0].basis.grid, initial)
+
+
+@pytest.mark.parametrize("callback", [GridUpdate, ActivationPlot], ids=lambda c: c.__name__)
+def test_callbacks_without_a_datamodule_fail_before_training(tmp_path, callback):
+    data = FunctionDataModule("kan-toy", num_train=64, num_val=16, num_test=16, batch_size=16)
+    data.setup()
+    net = KAN([2, 3, 1])
+    initial = [p.detach().clone() for p in net.parameters()]
+    task = RegressionTask(net, optimizer=lambda p: torch.optim.Adam(p, lr=1e-2))
+    trainer = L.Trainer(
+        max_epochs=3,
+        accelerator="cpu",
+        logger=False,
+        callbacks=[callback(every_n_epochs=1)],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+    )
+    with pytest.raises(ValueError, match=r"pass a LightningDataModule: trainer.fit\(model, data"):
+        trainer.fit(task, train_dataloaders=data.train_dataloader())
+    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), initial, strict=True))

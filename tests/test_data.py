@@ -56,6 +56,17 @@ def test_custom_equation_by_dotted_path():
         ({"equation": "I.99.99"}, ValueError, "unknown equation 'I.99.99'"),
         ({"equation": "test_data.row_norm"}, ValueError, "needs num_variables"),
         ({"num_train": 0}, ValueError, "num_train must be a positive integer, got 0"),
+        ({"num_train": True}, ValueError, "num_train must be a positive integer, got True"),
+        ({"equation": "I.6.20c"}, ValueError, "did you mean 'I.6.20'"),
+        ({"equation": "kan_toy"}, ValueError, "did you mean 'kan-toy'"),
+        ({"noise": -0.1}, ValueError, "noise .* must be a finite number >= 0, got -0.1"),
+        ({"equation": "I.6.20a", "num_variables": 3}, ValueError, "contradicts equation"),
+        ({"equation": "math.pi", "num_variables": 2}, ValueError, "math.pi is a float, not a"),
+        (
+            {"equation": "test_data.row_norm", "num_variables": 2, "variable_range": (1, 1)},
+            ValueError,
+            r"variable_range must be two finite numbers \(low, high\) with low < high",
+        ),
     ],
 )
 def test_function_data_errors(kwargs, error, match):
@@ -113,7 +124,13 @@ def test_torchvision_mnist_from_local_idx_files(tmp_path):
         ({"dataset": "imagenet"}, ValueError, "unknown dataset 'imagenet'"),
         ({"dataset": "mnist"}, ValueError, "needs root"),
         ({"dataset": "cifar10", "root": "/nonexistent"}, FileNotFoundError, "does not exist"),
-        ({"val_fraction": 1.5}, ValueError, r"val_fraction must be in \[0, 1\)"),
+        ({"val_fraction": 1.5}, ValueError, r"val_fraction must be a number in \(0, 1\)"),
+        ({"dataset": "mnst"}, ValueError, "did you mean 'mnist'"),
+        ({"batch_size": 0}, ValueError, "batch_size must be an integer >= 1, got 0"),
+        ({"batch_size": True}, ValueError, "batch_size must be an integer >= 1, got True"),
+        ({"num_workers": -1}, ValueError, "num_workers must be an integer >= 0, got -1"),
+        ({"val_fraction": 0.0}, ValueError, r"val_fraction must be a number in \(0, 1\)"),
+        ({"test_fraction": 0.0}, ValueError, r"test_fraction must be a number in \(0, 1\)"),
     ],
 )
 def test_image_data_errors(kwargs, error, match):
@@ -159,3 +176,54 @@ def test_data_module_splits_stay_plain_tensor_datasets():
     assert x.shape == (8, 2) and y.shape == (8, 1)
     x, y = next(iter(data.train_dataloader()))
     assert x.shape == (8, 2) and y.shape == (8, 1)
+
+
+def wide_target(x: torch.Tensor) -> torch.Tensor:
+    """A wrong user target: one value per input column instead of one per row."""
+    return x
+
+
+def logarithm(x: torch.Tensor) -> torch.Tensor:
+    """A user target that is not finite on part of the range."""
+    return x[:, 0].log()
+
+
+@pytest.mark.parametrize(
+    ("equation", "match"),
+    [
+        ("test_data.wide_target", r"returned shape \(1000, 2\) .* expected \(1000,\) or"),
+        ("test_data.logarithm", "non-finite targets .* narrow variable_range"),
+        ("torch.stack", "failed on inputs of shape"),
+    ],
+)
+def test_custom_equation_that_misbehaves_is_named(equation, match):
+    data = FunctionDataModule(equation, num_variables=2)
+    with pytest.raises(ValueError, match=match):
+        data.setup()
+
+
+def test_empty_torchvision_root_names_the_files_and_the_fix(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    with pytest.raises(FileNotFoundError) as info:
+        ImageDataModule("mnist", root=str(root))
+    message = str(info.value)
+    assert "\n" not in message and f"root={str(root)!r}" in message
+    assert "MNIST/raw/train-images-idx3-ubyte" in message and "download=True" in message
+    assert list(root.iterdir()) == []  # nothing was downloaded
+
+
+def test_torchvision_root_one_level_too_deep_suggests_the_right_one(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images", "train-labels", "t10k-images", "t10k-labels"):
+        kind = "idx3" if "images" in name else "idx1"
+        (raw / f"{name}-{kind}-ubyte").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=f"use root={str(tmp_path)!r}"):
+        ImageDataModule("mnist", root=str(tmp_path / "MNIST"))
+
+
+def test_a_fraction_that_rounds_a_split_to_nothing_is_refused():
+    data = ImageDataModule("digits", val_fraction=0.0001)
+    with pytest.raises(ValueError, match="the val split of 'digits' would be empty"):
+        data.setup()

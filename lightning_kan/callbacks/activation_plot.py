@@ -8,9 +8,10 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_warn
 
-from lightning_kan.callbacks.inputs import training_inputs
-from lightning_kan.plotting import plot_edge_functions
+from lightning_kan.callbacks.inputs import require_datamodule, training_inputs
+from lightning_kan.plotting import check_plottable, figure_class, plot_edge_functions, save_figure
 
 __all__ = ["ActivationPlot"]
 
@@ -19,15 +20,48 @@ class ActivationPlot(Callback):
     """Every ``every_n_epochs`` epochs and at the end of fit, plot ``module.net``'s edges.
 
     W&B gets images (``activations/layer_<l>``), TensorBoard figures, and any other
-    logger (CSV) PNG files in ``<log_dir>/activations/``. Needs matplotlib.
+    logger (CSV) PNG files in ``<log_dir>/activations/``, written atomically. Without
+    matplotlib it warns once at the start of fit and plots nothing.
+
+    Under DDP every process takes part in the collectives (sharing rank 0's inputs,
+    resolving the log folder); only rank 0 draws and writes.
     """
 
     def __init__(self, every_n_epochs: int = 10, max_edges: int = 6, num_samples: int = 512):
-        if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
-            raise ValueError(f"every_n_epochs must be a positive integer, got {every_n_epochs!r}")
+        for name, value, low in [
+            ("every_n_epochs", every_n_epochs, 1),
+            ("max_edges", max_edges, 1),
+            ("num_samples", num_samples, 2),
+        ]:
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(
+                    f"ActivationPlot: {name} must be an integer >= {low}, got {value!r}"
+                )
         self.every_n_epochs = every_n_epochs
         self.max_edges = max_edges
         self.num_samples = num_samples
+        self._enabled = True
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Fail before training if the network cannot be plotted; warn once if matplotlib
+        is missing (the fit then runs without plots)."""
+        if stage != "fit":
+            return
+        require_datamodule(trainer, "ActivationPlot")
+        net = getattr(pl_module, "net", None)
+        if net is None:
+            raise ValueError(
+                f"ActivationPlot plots the network at `{type(pl_module).__name__}.net`, which "
+                "this module does not have; remove the callback or store the network as `net`"
+            )
+        check_plottable(net)
+        try:
+            figure_class()
+        except ImportError as error:
+            self._enabled = False
+            rank_zero_warn(f"ActivationPlot writes no plots in this fit: {error}")
+        else:
+            self._enabled = True
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
@@ -37,26 +71,38 @@ class ActivationPlot(Callback):
         self._plot(trainer, pl_module, "final")
 
     def _plot(self, trainer: L.Trainer, pl_module: L.LightningModule, label: str) -> None:
-        inputs = training_inputs(trainer, self.num_samples, "ActivationPlot")
+        """Runs on every process: the collectives here must be reached by all of them."""
+        if not self._enabled:
+            return
+        inputs = training_inputs(trainer, self.num_samples, "ActivationPlot")  # broadcast
+        logger = trainer.logger
+        folder = None
+        if not isinstance(logger, WandbLogger | TensorBoardLogger):
+            # trainer.log_dir broadcasts rank 0's folder: never call it on rank 0 alone
+            folder = Path(trainer.log_dir or trainer.default_root_dir) / "activations"
         if trainer.is_global_zero:
-            self._log(trainer, pl_module, inputs, label)
+            self._log(trainer, pl_module, inputs, label, folder)
 
     def _log(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, inputs: torch.Tensor, label: str
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        inputs: torch.Tensor,
+        label: str,
+        folder: Path | None,
     ) -> None:
+        """Draw and hand the figures to the logger (rank 0 only: no collectives here)."""
         was_training = pl_module.training
         pl_module.eval()
         figures = plot_edge_functions(pl_module.net, inputs.to(pl_module.device), self.max_edges)
         pl_module.train(was_training)
         step = trainer.global_step
+        logger = trainer.logger
         for index, figure in enumerate(figures):
             key = f"activations/layer_{index}"
-            logger = trainer.logger
             if isinstance(logger, WandbLogger):
                 logger.log_image(key=key, images=[figure], step=step)
             elif isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_figure(key, figure, global_step=step)
             else:
-                folder = Path(trainer.log_dir or trainer.default_root_dir) / "activations"
-                folder.mkdir(parents=True, exist_ok=True)
-                figure.savefig(folder / f"{label}-step={step}-layer={index}.png", dpi=100)
+                save_figure(figure, folder / f"{label}-step={step}-layer={index}.png", dpi=100)

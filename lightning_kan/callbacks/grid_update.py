@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from lightning_kan.callbacks.inputs import training_inputs
+from lightning_kan.callbacks.inputs import require_datamodule, training_inputs
 
 __all__ = ["GridUpdate"]
 
@@ -33,10 +33,25 @@ class GridUpdate(Callback):
         margin: float = 0.0,
         grid_eps: float = 0.02,
     ) -> None:
-        if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
+        if (
+            isinstance(every_n_epochs, bool)
+            or not isinstance(every_n_epochs, int)
+            or every_n_epochs < 1
+        ):
             raise ValueError(f"every_n_epochs must be a positive integer, got {every_n_epochs!r}")
-        if not isinstance(num_samples, int) or num_samples < 2:
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
             raise ValueError(f"num_samples must be an integer >= 2, got {num_samples!r}")
+        if until_epoch is not None and (
+            isinstance(until_epoch, bool) or not isinstance(until_epoch, int) or until_epoch < 0
+        ):
+            raise ValueError(
+                f"until_epoch must be None (no limit) or an integer >= 0, got {until_epoch!r}"
+            )
+        # update_grid checks these too, but only at the first update, epochs into training
+        if not 0.0 < grid_eps <= 1.0:
+            raise ValueError(f"grid_eps must be in (0, 1], got {grid_eps!r}")
+        if not margin >= 0:
+            raise ValueError(f"margin must be >= 0, got {margin!r}")
         self.every_n_epochs = every_n_epochs
         self.until_epoch = until_epoch
         self.num_samples = num_samples
@@ -44,9 +59,10 @@ class GridUpdate(Callback):
         self.grid_eps = grid_eps
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage == "fit" and not callable(
-            getattr(getattr(pl_module, "net", None), "update_grid", None)
-        ):
+        if stage != "fit":
+            return
+        require_datamodule(trainer, "GridUpdate")
+        if not callable(getattr(getattr(pl_module, "net", None), "update_grid", None)):
             raise ValueError(
                 f"GridUpdate needs the module's network at `{type(pl_module).__name__}.net` to "
                 "have an update_grid(x) method (KAN has one); remove the callback for other nets"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import math
 from collections.abc import Callable
 
 import lightning as L
@@ -10,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_kan.data.feynman import EQUATIONS, Equation
-from lightning_kan.data.loading import batch_loader
+from lightning_kan.data.loading import batch_loader, evaluation_loader
 from lightning_kan.data.sampling import EpochShuffleSampler
 
 __all__ = ["FunctionDataModule"]
@@ -55,8 +57,13 @@ class FunctionDataModule(L.LightningDataModule):
             ("num_test", num_test),
             ("batch_size", batch_size),
         ]:
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not (isinstance(noise, int | float) and math.isfinite(noise) and noise >= 0):
+            raise ValueError(
+                f"noise (the standard deviation of the target noise) must be a finite number "
+                f">= 0, got {noise!r}"
+            )
         self.equation = _resolve_equation(equation, num_variables, variable_range)
         self.batch_size = batch_size
         self.splits: dict[str, TensorDataset] = {}
@@ -80,7 +87,7 @@ class FunctionDataModule(L.LightningDataModule):
         high = torch.tensor([hi for _, _, hi in self.equation.variables])
         unit = torch.rand(count, len(low), generator=generator)
         physical = low + unit * (high - low)
-        target = self.equation.formula(*physical.T).reshape(count, 1).float()
+        target = _evaluate(self.equation, physical)
         inputs = unit * 2 - 1 if self.hparams.normalize_inputs else physical
         return inputs.float(), target
 
@@ -100,33 +107,67 @@ class FunctionDataModule(L.LightningDataModule):
         return batch_loader(train, self.batch_size, sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return batch_loader(self.splits["val"], len(self.splits["val"]))
+        return evaluation_loader(self.splits["val"], len(self.splits["val"]), split="val")
 
     def test_dataloader(self) -> DataLoader:
-        return batch_loader(self.splits["test"], len(self.splits["test"]))
+        return evaluation_loader(self.splits["test"], len(self.splits["test"]), split="test")
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
+
+
+def _evaluate(equation: Equation, physical: torch.Tensor) -> torch.Tensor:
+    """Targets ``(N, 1)`` of ``equation`` at ``physical (N, D)``; a formula that fails, gives
+    another shape or non-finite values is reported by name (a user function may)."""
+    count, width = physical.shape
+    try:
+        target = torch.as_tensor(equation.formula(*physical.T))
+    except Exception as error:
+        raise ValueError(
+            f"equation {equation.name!r} failed on inputs of shape ({count}, {width}) "
+            f"({type(error).__name__}: {error}); a custom equation must map an (N, D) tensor "
+            "to (N,) or (N, 1) targets"
+        ) from error
+    if target.shape not in ((count,), (count, 1)):
+        raise ValueError(
+            f"equation {equation.name!r} returned shape {tuple(target.shape)} for inputs of "
+            f"shape ({count}, {width}); expected ({count},) or ({count}, 1)"
+        )
+    bad = int((~torch.isfinite(target)).sum())
+    if bad:
+        ranges = [(lo, hi) for _, lo, hi in equation.variables]
+        raise ValueError(
+            f"equation {equation.name!r} gives {bad} non-finite targets (NaN/inf) among {count} "
+            f"samples of the variable ranges {ranges}; narrow variable_range or fix the formula"
+        )
+    return target.reshape(count, 1).float()
 
 
 def _resolve_equation(
     equation: str, num_variables: int | None, variable_range: tuple[float, float]
 ) -> Equation:
     if equation in EQUATIONS:
-        return EQUATIONS[equation]
-    module_name, _, attribute = equation.rpartition(".")
-    try:
-        function: Callable[[torch.Tensor], torch.Tensor] = getattr(
-            importlib.import_module(module_name), attribute
-        )
-    except (ImportError, AttributeError, ValueError) as error:
-        raise ValueError(
-            f"unknown equation {equation!r}; expected one of {sorted(EQUATIONS)} or an "
-            f"importable dotted path such as 'mypackage.targets.my_function' ({error})"
-        ) from None
-    if not isinstance(num_variables, int) or num_variables < 1:
+        known = EQUATIONS[equation]
+        if num_variables is not None and num_variables != known.num_variables:
+            raise ValueError(
+                f"num_variables={num_variables!r} contradicts equation {equation!r}, which has "
+                f"{known.num_variables} variables; drop num_variables (it is for custom equations)"
+            )
+        return known
+    function = _import_function(equation)
+    if isinstance(num_variables, bool) or not isinstance(num_variables, int) or num_variables < 1:
         raise ValueError(
             f"a custom equation needs num_variables (a positive integer), got {num_variables!r}"
+        )
+    if not (
+        isinstance(variable_range, list | tuple)
+        and len(variable_range) == 2
+        and all(isinstance(v, int | float) and math.isfinite(v) for v in variable_range)
+        and variable_range[0] < variable_range[1]
+    ):
+        raise ValueError(
+            f"variable_range must be two finite numbers (low, high) with low < high, got "
+            f"{variable_range!r}"
         )
     low, high = variable_range
     return Equation(
@@ -135,3 +176,27 @@ def _resolve_equation(
         lambda *columns: function(torch.stack(columns, dim=-1)),
         equation,
     )
+
+
+def _import_function(equation: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The function a dotted path ``package.module.function`` names."""
+    module_name, _, attribute = str(equation).rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except (ImportError, ValueError, TypeError) as error:
+        close = difflib.get_close_matches(str(equation), EQUATIONS, n=3)
+        hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+        detail = f" (importing {module_name!r}: {error})" if module_name else ""
+        raise ValueError(
+            f"unknown equation {equation!r}{hint}: neither a name of EQUATIONS "
+            f"({', '.join(sorted(EQUATIONS))}) nor an importable dotted path "
+            f"'package.module.function'{detail}"
+        ) from None
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        found = "nothing" if function is None else f"a {type(function).__name__}"
+        raise ValueError(
+            f"equation {equation!r}: {module_name}.{attribute} is {found}, not a function "
+            "f(x: (N, D)) -> (N,) or (N, 1)"
+        )
+    return function

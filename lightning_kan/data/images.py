@@ -12,6 +12,7 @@ flattened to ``(N, C*H*W)`` with ``flatten=True`` for a ``KAN`` on pixels.
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 from pathlib import Path
 
@@ -20,10 +21,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_kan.data.loading import batch_loader
+from lightning_kan.data.loading import batch_loader, evaluation_loader
 from lightning_kan.data.sampling import EpochShuffleSampler
 
-__all__ = ["DATASETS", "ImageDataModule"]
+__all__ = ["DATASETS", "TORCHVISION_FILES", "ImageDataModule"]
 
 #: name -> (channels, height, width, classes)
 DATASETS: dict[str, tuple[int, int, int, int]] = {
@@ -34,6 +35,21 @@ DATASETS: dict[str, tuple[int, int, int, int]] = {
     "cifar10": (3, 32, 32, 10),
 }
 _TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
+_MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+#: the files torchvision reads (download=False), relative to root
+TORCHVISION_FILES: dict[str, tuple[str, ...]] = {
+    "mnist": tuple(f"MNIST/raw/{name}" for name in _MNIST_FILES),
+    "fashion_mnist": tuple(f"FashionMNIST/raw/{name}" for name in _MNIST_FILES),
+    "cifar10": tuple(
+        f"cifar-10-batches-py/{name}"
+        for name in (*[f"data_batch_{i}" for i in range(1, 6)], "test_batch")
+    ),
+}
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -41,12 +57,14 @@ class ImageDataModule(L.LightningDataModule):
 
     Args:
         dataset: one of :data:`DATASETS`.
-        root: folder of the torchvision datasets (ignored for ``digits``/``mnist5k``).
+        root: folder of the torchvision datasets (ignored for ``digits``/``mnist5k``);
+            without ``download`` it must hold :data:`TORCHVISION_FILES` (checked here).
         download: let torchvision download into ``root`` (off: tests and CI are offline).
         flatten: return ``(N, C*H*W)`` vectors instead of images.
         batch_size: training batch size; evaluation uses 4x.
-        val_fraction: share of the training data held out for validation.
-        test_fraction: for ``digits``/``mnist5k`` (no official split), the test share.
+        val_fraction: share of the training data held out for validation, in (0, 1).
+        test_fraction: for ``digits``/``mnist5k`` (no official split), the test share,
+            in (0, 1).
         num_workers: DataLoader workers.
         seed: the splits are a function of the seed only.
 
@@ -68,20 +86,28 @@ class ImageDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(DATASETS)}")
+            close = difflib.get_close_matches(str(dataset), DATASETS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"unknown dataset {dataset!r}{hint}; expected one of {sorted(DATASETS)}"
+            )
         if dataset in _TORCHVISION and root is None:
             raise ValueError(
                 f"dataset {dataset!r} needs root: the folder holding the torchvision files "
                 "(pass download=True to fetch them there)"
             )
-        if dataset in _TORCHVISION and not download and not Path(root).is_dir():
-            raise FileNotFoundError(
-                f"data root {root!r} for dataset {dataset!r} does not exist; point root at the "
-                "folder holding the torchvision files or pass download=True"
-            )
+        if dataset in _TORCHVISION and not download:
+            _check_torchvision_files(dataset, Path(root))
+        for name, value in [("batch_size", batch_size), ("num_workers", num_workers)]:
+            low = 1 if name == "batch_size" else 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         for name, value in [("val_fraction", val_fraction), ("test_fraction", test_fraction)]:
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+                raise ValueError(
+                    f"{name} must be a number in (0, 1) (the share of samples held out; "
+                    f"0 would leave that split empty), got {value!r}"
+                )
         self.save_hyperparameters()
         self.dataset = dataset
         self.splits: dict[str, TensorDataset] = {}
@@ -131,6 +157,9 @@ class ImageDataModule(L.LightningDataModule):
             )
         order = torch.randperm(len(train_y), generator=generator)
         num_val = round(self.hparams.val_fraction * len(train_y))
+        _check_split_sizes(
+            self.dataset, len(train_y), num_val, len(test_y), self.hparams.val_fraction
+        )
         val, train = order[:num_val], order[num_val:]
         self.splits = {
             "train": self._dataset(train_x[train], train_y[train]),
@@ -165,8 +194,54 @@ class ImageDataModule(L.LightningDataModule):
         return self._evaluation_loader("test")
 
     def _evaluation_loader(self, split: str) -> DataLoader:
-        return batch_loader(
-            self.splits[split], 4 * self.hparams.batch_size, num_workers=self.hparams.num_workers
+        return evaluation_loader(
+            self.splits[split], 4 * self.hparams.batch_size, self.hparams.num_workers, split
+        )
+
+
+def _check_torchvision_files(dataset: str, root: Path) -> None:
+    """Raise ``FileNotFoundError`` (one paragraph, the fix included) unless ``root``
+    holds the files torchvision reads for ``dataset``; nothing is downloaded."""
+    expected = TORCHVISION_FILES[dataset]
+    missing = [name for name in expected if not (root / name).is_file()]
+    if not missing:
+        return
+    folder = expected[0].split("/")[0]
+    if not root.exists():
+        found = f"{str(root)!r} does not exist"
+    elif not root.is_dir():
+        found = f"{str(root)!r} is a file, not a folder"
+    elif missing == list(expected):
+        found = f"{str(root)!r} has none of them"
+    else:
+        found = f"{str(root)!r} lacks {', '.join(missing)}"
+    # a common slip: root pointing at the dataset's own folder (or its raw/ folder)
+    parents = [root.parent, root.parent.parent]
+    near = next((p for p in parents if all((p / name).is_file() for name in expected)), None)
+    fix = (
+        f"use root={str(near)!r}, which holds them"
+        if near is not None
+        else f"pass download=True to download them into {str(root)!r}, or point root at the "
+        f"folder that contains {folder}/"
+    )
+    raise FileNotFoundError(
+        f"ImageDataModule: root={str(root)!r} is not a {dataset!r} data folder: with "
+        f"download=False torchvision reads {', '.join(expected)} under root, and {found}; "
+        f"{fix}."
+    )
+
+
+def _check_split_sizes(
+    dataset: str, num_train_pool: int, num_val: int, num_test: int, val_fraction: float
+) -> None:
+    """Every split must hold samples (a tiny fraction of a small set can round to 0)."""
+    sizes = {"train": num_train_pool - num_val, "val": num_val, "test": num_test}
+    empty = [split for split, size in sizes.items() if size < 1]
+    if empty:
+        raise ValueError(
+            f"ImageDataModule: the {' and '.join(empty)} split of {dataset!r} would be empty "
+            f"(sizes {sizes}, val_fraction={val_fraction!r}); choose val_fraction and "
+            "test_fraction so that every split keeps at least one sample"
         )
 
 

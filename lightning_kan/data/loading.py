@@ -8,6 +8,10 @@ and :func:`batch_loader` pairs it with :func:`keep_batch`, which passes that rea
 through. Any sampler works, so Lightning's ``DistributedSampler`` swap under DDP does too.
 The data modules keep plain ``TensorDataset`` splits (safe in any DataLoader); only the
 loaders :func:`batch_loader` builds hold the batched view.
+
+:func:`evaluation_loader` shards validation/test data under DDP without repeating a
+sample: Lightning's default ``DistributedSampler`` pads the shards to equal length with
+repeated samples, so an epoch metric over "the whole split" would count some twice.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
-__all__ = ["TensorBatchDataset", "batch_loader", "keep_batch"]
+__all__ = ["TensorBatchDataset", "batch_loader", "evaluation_loader", "keep_batch"]
 
 
 class TensorBatchDataset(TensorDataset):
@@ -60,3 +65,30 @@ def batch_loader(
         num_workers=num_workers,
         collate_fn=keep_batch,
     )
+
+
+def evaluation_loader(
+    dataset: TensorDataset, batch_size: int, num_workers: int = 0, split: str = "evaluation"
+) -> DataLoader:
+    """A sequential :func:`batch_loader` for validation, test or prediction.
+
+    Under DDP (``torch.distributed`` initialised, more than one process) each process
+    gets a disjoint shard, every sample in exactly one, so metrics synchronised across
+    processes equal the single-process ones. The shards differ by at most one sample;
+    DDP only syncs buffers on the first evaluation batch, so this cannot deadlock as
+    long as every process has a sample.
+    """
+    sampler = None
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        world_size = torch.distributed.get_world_size()
+        if world_size > 1:
+            if len(dataset) < world_size:
+                raise ValueError(
+                    f"the {split} split has {len(dataset)} samples, fewer than the "
+                    f"{world_size} processes: every process needs at least one; make the "
+                    "split larger or use fewer devices"
+                )
+            sampler = UnrepeatedDistributedSampler(
+                dataset, num_replicas=world_size, rank=torch.distributed.get_rank(), shuffle=False
+            )
+    return batch_loader(dataset, batch_size, sampler, num_workers)

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
-from lightning_kan.data.loading import batch_loader
+from lightning_kan.data.loading import evaluation_loader
 from lightning_kan.pde.problems import PDEProblem
 
 __all__ = ["PDEDataModule"]
@@ -108,7 +108,7 @@ class PDEDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         grid = self.problem.test_grid(self.test_points_per_dim)
         exact = self.problem.exact(grid)
-        return batch_loader(TensorDataset(grid.float(), exact.float()), batch_size=16384)
+        return evaluation_loader(TensorDataset(grid.float(), exact.float()), 16384, split="val")
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()

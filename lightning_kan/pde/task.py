@@ -132,8 +132,11 @@ class PINNTask(KANTask):
         def closure() -> torch.Tensor:
             loss = super(PINNTask, self).training_step(fixed, batch_idx)
             lbfgs.zero_grad()
-            self.manual_backward(loss)
-            return loss
+            self.manual_backward(loss)  # under DDP: the gradient averaged over processes
+            # the line search compares loss values: every process must see the same one,
+            # the mean over processes (the loss whose gradient DDP gives), or they take
+            # different steps and different numbers of closure calls (a hang)
+            return self.trainer.strategy.reduce(loss.detach().clone(), reduce_op="mean")
 
         return lbfgs.step(closure=closure).detach()
 
