@@ -23,12 +23,14 @@ class SaveRankWeights(Callback):
 
 
 class PoisonWeightsAtStep(Callback):
-    """Sets a network weight to NaN before training step ``step`` (to test NaN handling)."""
+    """Sets a network weight to NaN before training step ``step`` (to test NaN handling),
+    on every process or only on process ``rank``."""
 
-    def __init__(self, step: int) -> None:
+    def __init__(self, step: int, rank: int | None = None) -> None:
         self.step = step
+        self.rank = rank
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step == self.step:
+        if trainer.global_step == self.step and self.rank in (None, trainer.global_rank):
             with torch.no_grad():
                 next(pl_module.net.parameters()).fill_(float("nan"))

@@ -295,3 +295,22 @@ def test_two_process_ddp_nan_stop_ends_cleanly_and_keeps_last(tmp_path):
     assert "lightning_kan: error: the training loss became nan at global step 3" in result.stderr
     last = load(tmp_path / "runs/quickstart_ddp/version_0/checkpoints/last.ckpt")
     assert last["global_step"] == 2  # the end of epoch 0: the NaN weights are not saved
+
+
+@pytest.mark.slow
+def test_two_process_ddp_nan_on_one_process_stops_both_at_the_same_step(tmp_path):
+    # only process 1 sees the NaN: process 0 must not wait for it in the gradient all-reduce
+    result = run_ddp_quickstart(
+        tmp_path,
+        "--trainer.max_epochs=3",
+        "--trainer.callbacks+=lightning_helpers.PoisonWeightsAtStep",
+        "--trainer.callbacks.step=3",
+        "--trainer.callbacks.rank=1",
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "the training loss became nan at global step 3" in result.stderr
+    assert "became non-finite on another process at global step 3" in result.stderr
+    last = load(tmp_path / "runs/quickstart_ddp/version_0/checkpoints/last.ckpt")
+    # rank 0 writes it: its weights are the (finite) state both processes had at step 3
+    assert last["global_step"] == 3
+    assert all(torch.isfinite(value).all() for value in last["state_dict"].values())

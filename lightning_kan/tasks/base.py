@@ -8,6 +8,7 @@ of the saved hyper-parameters so checkpoints load with ``torch.load(weights_only
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning as L
@@ -152,10 +153,25 @@ class KANTask(L.LightningModule):
         return (self.global_step + 1) % trainer.log_every_n_steps == 0
 
     def _check_finite(self, loss: torch.Tensor, batch_idx: int) -> None:
-        """Raise :class:`NonFiniteLossError` if ``loss`` is NaN or infinite."""
-        if not torch.isfinite(loss):
+        """Raise :class:`NonFiniteLossError` if ``loss`` is NaN or infinite on any process.
+
+        Under DDP the decision is reduced over the processes (one scalar all-reduce per
+        step), so all of them stop at the same step: a process that stopped alone would
+        leave the others waiting in the gradient all-reduce until the backend's timeout.
+        """
+        finite = bool(torch.isfinite(loss))
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:
+            finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if not finite:
+            value = loss.item()
+            cause = (
+                "became non-finite on another process"
+                if math.isfinite(value)
+                else (f"became {value}")
+            )
             raise NonFiniteLossError(
-                f"the training loss became {loss.item()} at global step {self.global_step} "
+                f"the training loss {cause} at global step {self.global_step} "
                 f"(epoch {self.current_epoch}, batch {batch_idx}); training stopped and the "
                 "checkpoints written so far are kept. Lower the learning rate, enable "
                 "gradient clipping (trainer.gradient_clip_val) or check the data for NaN/inf."
