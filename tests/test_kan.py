@@ -58,7 +58,7 @@ def test_edge_activations_sum_to_layer_output():
     ("kwargs", "match"),
     [
         ({"widths": [3]}, "at least an input and an output width"),
-        ({"widths": [3, 0, 1]}, "out_features must be a positive integer, got 0"),
+        ({"widths": [3, 0, 1]}, r"widths=\[3, 0, 1\] holds 0 at position 1"),
         ({"widths": [3, 1], "norm": "group"}, "norm must be 'layer', 'batch' or None"),
         ({"widths": [3, 1], "basis": "fourier"}, "unknown basis 'fourier'"),
     ],

@@ -8,13 +8,14 @@ tensor ``(O, I, K)``. See ``DESIGN.md`` section 1.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["Basis", "available_bases", "build_basis", "register_basis"]
+__all__ = ["Basis", "available_bases", "basis_options", "build_basis", "register_basis"]
 
 
 class Basis(nn.Module):
@@ -134,6 +135,23 @@ def build_basis(basis: str | Basis, in_features: int, **kwargs: Any) -> Basis:
             options = sorted(set(accepted) - {"self", "in_features"})
             raise ValueError(f"basis {basis!r} does not take {unknown}; its options are {options}")
     return factory(in_features, **kwargs)
+
+
+def basis_options(basis_kwargs: object) -> dict[str, Any]:
+    """``basis_kwargs`` as a dict (``None``: no options); anything but a mapping is refused."""
+    if basis_kwargs is None:
+        return {}
+    if not isinstance(basis_kwargs, Mapping):
+        raise TypeError(
+            f"basis_kwargs must be a dict of basis options such as {{'grid_size': 5}} (or "
+            f"None), got {type(basis_kwargs).__name__} {basis_kwargs!r}"
+        )
+    return dict(basis_kwargs)
+
+
+def is_finite_number(value: object) -> bool:
+    """True for a finite Python int or float (not a bool): a valid scalar option."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_positive_int(name: str, value: object) -> None:

@@ -153,7 +153,7 @@ class BSplineBasis(Basis):
         j, position = self._locate(x)
         k = self.spline_order
         if self._is_uniform:
-            return j, _horner(_uniform_local_polynomial(k, x.dtype, x.device), position)
+            return j, _horner(_local_table(k, x), position)
         return j, torch.stack(_de_boor(position, self._local_knots(j), k, k), dim=-1)
 
     def _local_derivatives(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -165,10 +165,8 @@ class BSplineBasis(Basis):
         if k == 0:
             return j, torch.zeros_like(inside)
         if self._is_uniform:
-            poly = _uniform_local_polynomial(k, x.dtype, x.device)
-            exponents = torch.arange(1, k + 1, dtype=x.dtype, device=x.device).unsqueeze(-1)
             spacing = self._uniform_spacing().unsqueeze(-1)  # (I, 1)
-            derivs = _horner(exponents * poly[1:], position) / spacing
+            derivs = _horner(_local_table(k, x, derivative=True), position) / spacing
         else:
             knots = self._local_knots(j)
             lower = _de_boor(position, knots, k, k - 1)  # B^{k-1}_{j-k+1+q}, q = 0..k-1
@@ -218,7 +216,7 @@ class BSplineBasis(Basis):
         # near the output itself.
         j, u = self._locate(x)
         index = j.unsqueeze(-1)
-        poly = _uniform_local_polynomial(self.spline_order, x.dtype, x.device).tolist()
+        poly = _LOCAL_POLYNOMIALS[self.spline_order]
         for slot in range(self.spline_order + 1):
             if slot:
                 index.add_(1)
@@ -234,8 +232,7 @@ class BSplineBasis(Basis):
         j, u = self._locate(x)
         low, high = self.grid_bounds
         scale = ((x >= low) & (x <= high)).to(u.dtype) / self._uniform_spacing()
-        poly = _uniform_local_polynomial(k, u.dtype, u.device)
-        slopes = (torch.arange(1, k + 1, dtype=poly.dtype).unsqueeze(-1) * poly[1:].cpu()).tolist()
+        slopes = _LOCAL_SLOPES[k]
         index = j.unsqueeze(-1)
         result = torch.zeros_like(u)
         for slot in range(k + 1):
@@ -314,18 +311,44 @@ def _de_boor(x: torch.Tensor, knots: torch.Tensor, order: int, degree: int) -> l
     return values
 
 
-@cache
-def _uniform_local_polynomial(
-    order: int, dtype: torch.dtype = torch.float64, device: torch.device | None = None
-) -> torch.Tensor:
+def _uniform_local_polynomial(order: int) -> list[list[float]]:
     """``M`` with ``[B_{j-k}(u), .., B_j(u)] = [1, u, .., u^k] @ M`` on unit-spaced knots.
 
-    Computed once in float64 by evaluating de Boor's scheme at ``k + 1`` points and
-    solving the Vandermonde system (exact to round-off: the values are polynomials of
-    degree ``k`` in ``u``); cached per dtype and device so the forward never converts it.
+    Computed in float64 by evaluating de Boor's scheme at ``k + 1`` points and solving
+    the Vandermonde system (exact to round-off: the values are polynomials of degree
+    ``k`` in ``u``).
     """
     u = (torch.arange(order + 1, dtype=torch.float64) + 0.5) / (order + 1)
     knots = torch.arange(-order + 1, order + 1, dtype=torch.float64).expand(order + 1, -1)
     values = torch.stack(_de_boor(u, knots, order, order), dim=-1)
-    polynomial = torch.linalg.solve(_powers(u, order), values)
-    return polynomial.to(dtype=dtype, device=device)
+    return torch.linalg.solve(_powers(u, order), values).tolist()
+
+
+# Python floats built at import, for every order: a table computed lazily on a first
+# call under torch.export or a fake-tensor mode would cache symbolic numbers for good.
+#: ``M`` of :func:`_uniform_local_polynomial` per order (rows: powers of u; columns: slots)
+_LOCAL_POLYNOMIALS = tuple(_uniform_local_polynomial(k) for k in range(MAX_SPLINE_ORDER + 1))
+#: ``d M / du``: row ``e - 1`` is ``e * M[e]`` (the coefficients of the derivative)
+_LOCAL_SLOPES = tuple(
+    [[e * value for value in row] for e, row in enumerate(poly[1:], start=1)]
+    for poly in _LOCAL_POLYNOMIALS
+)
+_TABLE_TENSORS: dict[tuple[int, bool, torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def _local_table(order: int, like: torch.Tensor, derivative: bool = False) -> torch.Tensor:
+    """``_LOCAL_POLYNOMIALS[order]`` (or ``_LOCAL_SLOPES``) with ``like``'s dtype and device.
+
+    Kept per dtype and device so the forward copies it once, but never when built under a
+    tracer or a ``torch.func`` transform: a fake, functional or wrapped tensor must not
+    outlive its trace.
+    """
+    key = (order, derivative, like.dtype, like.device)
+    tensor = _TABLE_TENSORS.get(key)
+    if tensor is None:
+        table = (_LOCAL_SLOPES if derivative else _LOCAL_POLYNOMIALS)[order]
+        tensor = torch.tensor(table, dtype=like.dtype, device=like.device)
+        wrapped = torch._C._functorch.is_functorch_wrapped_tensor(tensor)
+        if type(tensor) is torch.Tensor and not wrapped and not torch.compiler.is_compiling():
+            _TABLE_TENSORS[key] = tensor
+    return tensor

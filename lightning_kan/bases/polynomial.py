@@ -1,9 +1,11 @@
 """Orthogonal-polynomial bases: Chebyshev (ChebyKAN), Legendre (KALN), Gram (KAGN).
 
-Polynomials live on ``[-1, 1]``, so each family first squashes its input there:
-``tanh`` (elementwise), or a per-sample min-max rescaling over the feature axis
-(KALN's normalisation done per sample: the original normalised over the whole batch,
-which makes a sample's output depend on the rest of its batch). Every family is
+Polynomials live on ``[-1, 1]``, so each family first squashes its input there. The
+default, ``tanh``, is elementwise: an edge function of ``x_i`` depends on ``x_i`` only.
+``normalization="minmax"`` (opt-in) is KALN's min-max rescaling done per sample over the
+feature axis (the original rescaled over the whole batch, which makes a sample's output
+depend on its batch): it feeds each edge the *position of* ``x_i`` *within its sample's
+range*, so edges then depend on the other inputs too. Every family is
 evaluated by its three-term recurrence, which has no singularity at ``|x| -> 1``
 (unlike ``cos(n * acos(x))``, whose gradient is NaN there).
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Literal
 
+import numpy as np
 import torch
 
 from lightning_kan.bases.base import Basis, register_basis
@@ -21,7 +24,10 @@ __all__ = ["MAX_DEGREE", "ChebyshevBasis", "GramBasis", "LegendreBasis"]
 
 MAX_DEGREE = 32
 Normalization = Literal["tanh", "minmax"]
-_MINMAX_EPS = 1e-6
+#: ``minmax`` divides by ``max(max_j x_j - min_j x_j, MINMAX_MIN_RANGE)``: samples whose
+#: features (nearly) coincide get a bounded map (slope <= 2 / MINMAX_MIN_RANGE) instead
+#: of a 0/0 with an exploding gradient.
+MINMAX_MIN_RANGE = 1e-2
 
 
 def _check_degree(degree: object) -> int:
@@ -31,21 +37,26 @@ def _check_degree(degree: object) -> int:
 
 
 def _squash(x: torch.Tensor, normalization: str) -> torch.Tensor:
-    """Map ``x (..., I)`` into ``[-1, 1]``: elementwise tanh or per-sample min-max."""
+    """Map ``x (..., I)`` into ``[-1, 1]``: elementwise tanh, or per-sample min-max
+    ``2 (x_i - min_j x_j) / max(range, MINMAX_MIN_RANGE) - 1`` over the feature axis."""
     if normalization == "tanh":
         return torch.tanh(x)
     low = x.amin(dim=-1, keepdim=True)
-    high = x.amax(dim=-1, keepdim=True)
-    return 2.0 * (x - low) / (high - low + _MINMAX_EPS) - 1.0
+    span = (x.amax(dim=-1, keepdim=True) - low).clamp_min(MINMAX_MIN_RANGE)
+    return 2.0 * (x - low) / span - 1.0
 
 
 def _check_normalization(normalization: str, in_features: int) -> str:
     if normalization not in ("tanh", "minmax"):
-        raise ValueError(f"normalization must be 'tanh' or 'minmax', got {normalization!r}")
+        raise ValueError(
+            f"normalization must be 'tanh' or 'minmax', got {normalization!r} ('tanh': "
+            "elementwise, the default; 'minmax': per sample over the features)"
+        )
     if normalization == "minmax" and in_features < 2:
         raise ValueError(
-            f"normalization='minmax' rescales each sample over its {in_features} feature(s); "
-            "it needs in_features >= 2 (use normalization='tanh' for a single input)"
+            f"normalization='minmax' rescales each sample over its {in_features} feature(s), "
+            "which maps every input to -1; it needs in_features >= 2 (use "
+            "normalization='tanh' for a single input)"
         )
     return normalization
 
@@ -149,13 +160,16 @@ class ChebyshevBasis(_ThreeTermBasis):
 
 @register_basis("legendre")
 class LegendreBasis(_ThreeTermBasis):
-    """Legendre polynomials ``P_n`` (KALN); K = degree + 1.
+    """Legendre polynomials ``P_n(s)`` (KALN); K = degree + 1.
 
-    ``(n + 1) P_{n+1} = (2n + 1) s P_n - n P_{n-1}``. The default normalisation is
-    KALN's min-max rescaling, done per sample over the feature axis.
+    ``(n + 1) P_{n+1} = (2n + 1) s P_n - n P_{n-1}``. ``s = tanh(x)`` by default, as for
+    Chebyshev and Gram, so every edge function depends on its own input only.
+    ``normalization="minmax"`` is KALN's min-max rescaling done per sample over the
+    feature axis (needs ``in_features >= 2``): edge ``i`` then sees where ``x_i`` lies
+    between its sample's smallest and largest feature, a function of all the inputs.
     """
 
-    def __init__(self, in_features: int, degree: int = 7, normalization: Normalization = "minmax"):
+    def __init__(self, in_features: int, degree: int = 7, normalization: Normalization = "tanh"):
         super().__init__(in_features, degree, normalization)
 
     def _coefficients(self) -> tuple[list[tuple[float, float]], None]:
@@ -186,9 +200,11 @@ class GramBasis(_ThreeTermBasis):
                 f"num_points must be an integer > degree ({degree}), got {num_points!r}"
             )
         self.num_points = num_points
+        # Python floats fixed at construction: dynamo/export read them as constants
+        self._gram = _gram_coefficients(degree, num_points)
 
     def _coefficients(self) -> tuple[list[tuple[float, float]], list[float]]:
-        return _gram_coefficients(self.degree, self.num_points)
+        return self._gram
 
 
 @cache
@@ -196,14 +212,16 @@ def _gram_coefficients(
     degree: int, num_points: int
 ) -> tuple[list[tuple[float, float]], list[float]]:
     """Recurrence steps ``(1, beta_n)`` and the scales ``1 / RMS(p_n)`` on the N points,
-    computed in float64 (Python floats, so ``module.float()`` cannot round them)."""
+    computed in float64 with NumPy, never torch: a first call under ``torch.export`` or
+    a fake-tensor mode would otherwise cache symbolic numbers for every later call.
+    Python floats, so ``module.float()`` cannot round them."""
     betas = [
         n**2 * (num_points**2 - n**2) / ((4 * n**2 - 1) * (num_points - 1) ** 2)
         for n in range(1, degree)
     ]
-    points = torch.linspace(-1.0, 1.0, num_points, dtype=torch.float64)
-    terms = [torch.ones_like(points), points]
+    points = np.linspace(-1.0, 1.0, num_points)
+    terms = [np.ones_like(points), points]
     for beta in betas:
         terms.append(points * terms[-1] - beta * terms[-2])
-    rms = torch.stack(terms, dim=-1).pow(2).mean(0).sqrt()
+    rms = np.sqrt(np.mean(np.square(np.stack(terms, axis=-1)), axis=0))
     return [(1.0, beta) for beta in betas], (1.0 / rms).tolist()

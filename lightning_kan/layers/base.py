@@ -21,11 +21,48 @@ import torch
 from torch import nn
 
 from lightning_kan.bases import Basis, build_basis
-from lightning_kan.bases.base import _check_positive_int
+from lightning_kan.bases.base import _check_positive_int, basis_options, is_finite_number
 from lightning_kan.layers.activations import resolve_activation
 from lightning_kan.layers.grid import SplineGridMixin
 
-__all__ = ["KANLayer"]
+__all__ = ["KANLayer", "check_input_tensor"]
+
+
+def check_input_tensor(x: object, owner: str) -> None:
+    """Refuse inputs a KAN cannot expand: anything but a real floating-point tensor.
+
+    ``owner`` names the module in the message. Basis functions are real functions of
+    real numbers, so integer and bool tensors must be converted first and complex ones
+    split into real features.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"{owner} expects its input x to be a torch.Tensor of floats, got a "
+            f"{type(x).__name__}; convert it first, e.g. x = torch.as_tensor(x, "
+            "dtype=torch.float32)"
+        )
+    if x.is_complex():
+        raise TypeError(
+            f"{owner} expects a real floating-point input x, got dtype {x.dtype}; it is a "
+            "real-valued model: pass the real and imaginary parts as separate features "
+            "(torch.view_as_real(x).flatten(-2)) and double its input width"
+        )
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{owner} expects a floating-point input x, got dtype {x.dtype}; it computes "
+            "with real numbers: convert the input with x.float() (or x.double())"
+        )
+
+
+def _check_init_scale(value: object) -> float:
+    """``spline_init_scale`` as a finite float >= 0."""
+    if not is_finite_number(value) or value < 0:  # type: ignore[operator]
+        raise ValueError(
+            f"spline_init_scale must be a finite number >= 0 (the standard deviation scale "
+            f"of the initial coefficients; None picks 0.1 with a base branch, 1.0 without), "
+            f"got {value!r}"
+        )
+    return float(value)
 
 
 class KANLayer(SplineGridMixin, nn.Module):
@@ -49,7 +86,7 @@ class KANLayer(SplineGridMixin, nn.Module):
         self.in_features = in_features
         self.out_features = out_features
         self.compiled = compiled
-        self.basis = build_basis(basis, in_features, **(basis_kwargs or {}))
+        self.basis = build_basis(basis, in_features, **basis_options(basis_kwargs))
         self.activation = resolve_activation(base_activation)
         self.coefficient_shape = (
             out_features,
@@ -61,8 +98,12 @@ class KANLayer(SplineGridMixin, nn.Module):
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
         if spline_init_scale is None:
             spline_init_scale = 0.1 if self.activation is not None else 1.0
-        self.spline_init_scale = float(spline_init_scale)
+        self.spline_init_scale = _check_init_scale(spline_init_scale)
         self.reset_parameters()
+
+    def _check_input_tensor(self, x: object) -> None:
+        """:func:`check_input_tensor` naming this layer; first thing every forward does."""
+        check_input_tensor(x, type(self).__name__)
 
     @property
     def num_basis_functions(self) -> int:

@@ -12,6 +12,12 @@ For parameter-free bases the expansion is a custom autograd function that keeps 
 storing the basis' intermediates; the buffer itself is kept by the GEMM anyway. The
 backward is built from differentiable operations, so a double backward works
 (physics-informed losses differentiate the network's input gradient again).
+
+The custom function has no vmap rule, no forward-mode derivative and writes into a
+buffer in place, which ``torch.func`` transforms, forward-mode AD, ``torch.jit.trace``,
+``torch.export``/``torch.compile`` and the ONNX exporters cannot follow. Under any of
+them (:func:`needs_plain_autograd`) the expansion is the basis' differentiable
+``forward`` instead: same values, plain autograd.
 """
 
 from __future__ import annotations
@@ -20,13 +26,26 @@ from collections.abc import Callable
 from functools import cache
 
 import torch
+from torch.autograd import forward_ad
 
 from lightning_kan.bases.base import Basis
 from lightning_kan.layers.activations import BaseActivation
 
-__all__ = ["expand_features"]
+__all__ = ["expand_features", "needs_plain_autograd"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def needs_plain_autograd() -> bool:
+    """True while a ``torch.func`` transform, a forward-mode AD level, ``torch.jit.trace``
+    (legacy ONNX export included) or dynamo/``torch.export`` is active: custom
+    ``autograd.Function`` fast paths must then give way to plain differentiable ops."""
+    return (
+        torch._C._are_functorch_transforms_active()
+        or forward_ad._current_level >= 0
+        or torch.jit.is_tracing()
+        or torch.compiler.is_compiling()
+    )
 
 
 class _FusedExpansion(torch.autograd.Function):
@@ -98,7 +117,7 @@ def expand_features(
     """
     if x.dtype in _LOW_PRECISION:
         x = x.float()
-    if basis.is_parameter_free:
+    if basis.is_parameter_free and not needs_plain_autograd():
         return _FusedExpansion.apply(x, basis, activation, compiled)
     with torch.autocast(x.device.type, enabled=False):
         return _plain_expansion(x, basis, activation)

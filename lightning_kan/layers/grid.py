@@ -10,10 +10,14 @@ Both operations keep every edge's function as close as possible (in least square
 samples) while the knots move: for input ``i`` the new coefficients are
 ``R_i @ c_old`` with ``R_i = (A_new^T A_new)^-1 A_new^T A_old``, ``A`` the basis
 matrices of the samples. ``R`` does not depend on the output, so it is computed once
-per input feature and applied to all outputs (and kernel taps).
+per input feature and applied to all outputs (and kernel taps). Only a refinement onto
+a nested grid keeps the function exactly; any other ``refine_grid`` warns
+(:class:`GridRefitWarning`) with the change it measured.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 from torch import nn
@@ -22,7 +26,15 @@ from torch.nn.utils import parametrize
 from lightning_kan.bases import BSplineBasis
 from lightning_kan.bases.base import _check_positive_int
 
-__all__ = ["SplineGridMixin"]
+__all__ = ["GridRefitWarning", "SplineGridMixin"]
+
+#: points per new interval on which a non-nested refinement's change is measured
+_PROBES_PER_INTERVAL = 16
+
+
+class GridRefitWarning(UserWarning):
+    """``refine_grid`` onto a non-nested grid changed the edge functions (by the amount
+    the message states)."""
 
 
 class SplineGridMixin:
@@ -70,11 +82,7 @@ class SplineGridMixin:
         if margin < 0:
             raise ValueError(f"margin must be >= 0, got {margin!r}")
         samples = self._grid_samples(x).detach().double()
-        if samples.shape[0] < 2 or not bool(torch.isfinite(samples).all()):
-            raise ValueError(
-                f"update_grid needs at least 2 finite samples, got {samples.shape[0]} "
-                "(check the batch for NaN/inf)"
-            )
+        _check_finite_samples(samples)
         interior = _quantile_interior(samples, basis.grid_size, margin, grid_eps)
         self._move_grid(samples, _extend_knots(interior, basis.spline_order), grid_eps == 1.0)
 
@@ -87,24 +95,53 @@ class SplineGridMixin:
         knots are nested and the old spline is exactly representable: the refit is exact
         (to round-off). The fit uses ``samples_per_interval`` (default
         ``spline_order + 2``) points per new interval.
+
+        Any other ``grid_size`` (fewer intervals, or not a multiple) changes the edge
+        functions; it then warns with a :class:`GridRefitWarning` stating the largest
+        change of any edge function on points across the grid range.
         """
         basis = self._spline_basis("refine_grid")
         _check_positive_int("grid_size", grid_size)
-        order = basis.spline_order
-        per_interval = samples_per_interval or order + 2
+        order, old_size = basis.spline_order, basis.grid_size
+        per_interval = order + 2 if samples_per_interval is None else samples_per_interval
         _check_positive_int("samples_per_interval", per_interval)
-        old_interior = basis.grid[:, order : order + basis.grid_size + 1].double().cpu()
-        new_interior = _interpolate_knots(
-            old_interior, torch.linspace(0, basis.grid_size, grid_size + 1)
-        )
+        old_interior = basis.grid[:, order : order + old_size + 1].double().cpu()
+        new_interior = _interpolate_knots(old_interior, torch.linspace(0, old_size, grid_size + 1))
         positions = torch.linspace(0, grid_size, grid_size * per_interval + 1, dtype=torch.float64)
         samples = _interpolate_knots(new_interior, positions).T  # (N, I)
+        nested = grid_size % old_size == 0
+        if not nested:
+            probe_count = _PROBES_PER_INTERVAL * max(old_size, grid_size) + 1
+            probes = _interpolate_knots(
+                old_interior, torch.linspace(0, old_size, probe_count, dtype=torch.float64)
+            ).T.to(basis.grid.device)
+            before = self._edge_values(probes)
         self._move_grid(
             samples.to(basis.grid.device),
             _extend_knots(new_interior, order),
             basis.is_uniform,
             grid_size=grid_size,
         )
+        if not nested:
+            change = float((self._edge_values(probes) - before).abs().max())
+            warnings.warn(
+                f"refine_grid(grid_size={grid_size}) on this {type(self).__name__} with "
+                f"{old_size} intervals is not a nested refinement ({grid_size} is not a "
+                f"multiple of {old_size}), so the splines could not be kept: the edge "
+                f"functions changed by up to {change:.3g} (max abs difference on "
+                f"{probe_count} points across the grid range). Refine to a multiple of "
+                f"{old_size} (e.g. {2 * old_size}) to keep the function exactly.",
+                GridRefitWarning,
+                stacklevel=3,  # the caller, past torch.no_grad's wrapper
+            )
+
+    def _edge_values(self, points: torch.Tensor) -> torch.Tensor:
+        """Every edge's spline at ``points (N, I)``: ``(O, I, N, *kernel)`` in float64.
+
+        The basis matrix acts on ``weight``'s basis mode like a refit onto N "functions"
+        (point evaluations), so ``_map_coefficients`` evaluates it for any layer layout.
+        """
+        return self._map_coefficients(self.basis(points).transpose(0, 1))
 
     def _move_grid(
         self,
@@ -154,6 +191,22 @@ class SplineGridMixin:
                 shape[2] = self.basis.num_functions
                 self._set_weight(self.weight.detach().new_empty(shape))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[misc]
+
+
+def _check_finite_samples(samples: torch.Tensor) -> None:
+    """Refuse fewer than 2 samples ``(N, I)`` or any NaN/inf, naming how many rows are bad."""
+    if samples.shape[0] < 2:
+        raise ValueError(
+            f"update_grid needs at least 2 samples (layer-input rows) to place the knots, "
+            f"got {samples.shape[0]}; pass a larger batch"
+        )
+    bad_rows = int((~torch.isfinite(samples)).any(dim=-1).sum())
+    if bad_rows:
+        raise ValueError(
+            f"update_grid got {bad_rows} of {samples.shape[0]} samples (layer-input rows) "
+            "holding NaN or inf; the knots are placed at quantiles of finite samples only. "
+            "Drop those rows first, e.g. x = x[torch.isfinite(x).all(dim=-1)]"
+        )
 
 
 def _quantile_interior(

@@ -116,13 +116,14 @@ class _KANConvNd(KANLayer):
         )
 
     def _check_input(self, x: torch.Tensor) -> None:
+        self._check_input_tensor(x)
         if x.dim() not in (self.ndim + 1, self.ndim + 2) or x.shape[-self.ndim - 1] != (
             self.in_channels
         ):
             spatial = ("L", "H, W", "D, H, W")[self.ndim - 1]
             raise ValueError(
                 f"{type(self).__name__} expects inputs of shape (N, {self.in_channels}, "
-                f"{spatial}) or ({self.in_channels}, {spatial}), got {tuple(x.shape)}"
+                f"{spatial}) or ({self.in_channels}, {spatial}), got {tuple(map(int, x.shape))}"
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,8 +137,10 @@ class _KANConvNd(KANLayer):
             x = F.pad(x, pads, mode=self.padding_mode)
             padding = 0
         # (N, C, *S) -> channels-last expansion (N, *S, C*K + C) -> channels-first view
-        features = expand_features(x.movedim(1, -1), self.basis, self.activation, self.compiled)
-        features = features.movedim(-1, 1)
+        # non-negative dims: the legacy ONNX exporter turns movedim(-1, 1) into a bad Transpose
+        last = x.dim() - 1
+        features = expand_features(x.movedim(1, last), self.basis, self.activation, self.compiled)
+        features = features.movedim(last, 1)
         options = {"stride": self.stride, "padding": padding, "dilation": self.dilation}
         y = self._convolve(features, options)
         return y.squeeze(0) if unbatched else y

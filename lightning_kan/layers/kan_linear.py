@@ -87,10 +87,11 @@ class KANLinear(KANLayer):
         return torch.cat([weight, base_weight], dim=-1)
 
     def _check_input(self, x: torch.Tensor) -> None:
+        self._check_input_tensor(x)
         if x.dim() == 0 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"{type(self).__name__} expects inputs of shape (..., {self.in_features}), "
-                f"got {tuple(x.shape)}; the last dimension must equal in_features"
+                f"got {tuple(map(int, x.shape))}; the last dimension must equal in_features"
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_kan.bases.base import _check_positive_int
+from lightning_kan.layers.expansion import needs_plain_autograd
 from lightning_kan.layers.kan_conv import _KANConvNd
 from lightning_kan.layers.kan_linear import KANLinear
 from lightning_kan.layers.slim import _FixedCoefficientsMixin
@@ -89,10 +90,15 @@ class MetaLearner(nn.Module):
         packed GEMM layout directly) into one preallocated result. The backward
         recomputes each block's hidden layer, so only the prompts and the result are
         kept: peak memory is the result, its gradient and one block's activations.
+        Under ``torch.func`` transforms, tracing or export the whole result is computed
+        at once with plain autograd (:func:`~lightning_kan.layers.expansion.needs_plain_autograd`).
         """
         rows_per_block = max(1, chunk_size // max(1, math.prod(prompts.shape[1:-1])))
         first, _, second = self.net
         params = (first.weight, first.bias, second.weight, second.bias)
+        if needs_plain_autograd():  # torch.func / tracing / export: differentiable ops
+            out = _meta_forward(prompts, *params) * scale
+            return out if transform is None else transform(out)
         return _BlockwiseGenerate.apply(rows_per_block, scale, transform, prompts, *params)
 
     def extra_repr(self) -> str:
@@ -208,7 +214,7 @@ class _MetaCoefficientsMixin(_FixedCoefficientsMixin):
         out = self.meta_learner.generate(self.prompts, self.chunk_size, self.weight_scale)
         num_functions = self.num_basis_functions
         # (O, I, *kernel, K[+1]) -> weight (O, I, K, *kernel), base (O, I, *kernel)
-        weight = out[..., :num_functions].movedim(-1, 2)
+        weight = out[..., :num_functions].movedim(out.dim() - 1, 2)  # legacy ONNX: no -1
         base = out[..., num_functions] if self.activation is not None else None
         return weight, base
 

@@ -157,6 +157,13 @@ def _partial_tucker(
     return core, factors[: len(ranks)]
 
 
+def _kron(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``torch.kron`` of two matrices ``(m, n) (p, q) -> (m*p, n*q)`` from an outer
+    product (the legacy ONNX exporter has no ``aten::kron``)."""
+    outer = a[:, None, :, None] * b[None, :, None, :]
+    return outer.reshape(a.shape[0] * b.shape[0], a.shape[1] * b.shape[1])
+
+
 def _check_rank_source(ranks: Any, energy: float | None) -> None:
     if (ranks is None) == (energy is None):
         raise ValueError(
@@ -235,7 +242,7 @@ class SlimKANLinear(_TuckerCoefficientsMixin, KANLinear):
         values = features[..., :num_values]  # (..., I*K), a strided view of the buffer
         if self._use_kron():
             # U2 (x) U3: (I*K, r2*r3), row i*K + k, column b*r3 + c; one GEMM on the view
-            hidden = F.linear(values, torch.kron(self.factor_in, self.factor_basis).T)
+            hidden = F.linear(values, _kron(self.factor_in, self.factor_basis).T)
             hidden = F.linear(hidden, core.reshape(r1, r2 * r3))  # (..., r1)
         else:
             hidden = values.unflatten(-1, (self.in_features, -1)) @ self.factor_basis

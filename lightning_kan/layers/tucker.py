@@ -69,8 +69,8 @@ def mode_product(tensor: torch.Tensor, matrix: torch.Tensor, mode: int) -> torch
             f"mode_product: matrix of shape {tuple(matrix.shape)} does not fit mode {mode} "
             f"of a tensor of shape {tuple(tensor.shape)}; expected (m, {tensor.shape[mode]})"
         )
-    moved = tensor.movedim(mode, -1)
-    return (moved @ matrix.T).movedim(-1, mode)
+    last = tensor.dim() - 1  # non-negative dims: the legacy ONNX exporter mistranslates -1
+    return (tensor.movedim(mode, last) @ matrix.T).movedim(last, mode)
 
 
 def tucker_to_tensor(core: torch.Tensor, factors: Sequence[torch.Tensor]) -> torch.Tensor:

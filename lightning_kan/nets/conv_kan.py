@@ -8,7 +8,9 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from lightning_kan.bases.base import _check_positive_int, is_finite_number
 from lightning_kan.layers import KANConv2d, KANLinear
+from lightning_kan.nets.kan import check_sizes
 from lightning_kan.utils import count_parameters
 
 __all__ = ["CONV_KAN_LAYOUTS", "ConvKAN"]
@@ -65,9 +67,11 @@ class ConvKAN(nn.Module):
                 f"ConvKAN needs in_channels and num_classes, got {in_channels!r} and "
                 f"{num_classes!r} (the CLI fills both in from the data module)"
             )
-        channels = list(channels)
+        _check_positive_int("in_channels", in_channels)
+        _check_positive_int("num_classes", num_classes)
+        channels = check_sizes("channels", channels, "(16, 32)")
         if not channels:
-            raise ValueError("channels must list at least one block width, got []")
+            raise ValueError("channels must list at least one block width, e.g. (16, 32), got []")
         if norm not in (None, "batch", "instance", "group"):
             raise ValueError(f"norm must be 'batch', 'instance', 'group' or None, got {norm!r}")
         if pool not in (None, "max", "avg"):
@@ -76,7 +80,7 @@ class ConvKAN(nn.Module):
             raise ValueError(f"head must be 'kan' or 'linear', got {head!r}")
         if not isinstance(pool_every, int) or pool_every < 1:
             raise ValueError(f"pool_every must be a positive integer, got {pool_every!r}")
-        if not 0.0 <= dropout < 1.0:
+        if not is_finite_number(dropout) or not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.pool = pool
         self.pool_every = pool_every

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from numbers import Integral
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from lightning_kan.bases import Basis
+from lightning_kan.bases.base import _check_positive_int, is_finite_number
 from lightning_kan.layers import KANLinear
+from lightning_kan.layers.base import check_input_tensor
 from lightning_kan.utils import count_parameters
 
 __all__ = ["KAN"]
@@ -87,8 +90,20 @@ class KAN(nn.Module):
         del index
         return KANLinear(fan_in, fan_out, **options)
 
+    def _check_input(self, x: torch.Tensor) -> None:
+        """A real floating-point tensor ``(..., widths[0])``, or a clear error."""
+        check_input_tensor(x, type(self).__name__)
+        if x.dim() == 0 or x.shape[-1] != self.widths[0]:
+            raise ValueError(
+                f"{type(self).__name__} expects inputs of shape (..., {self.widths[0]}) "
+                f"(widths[0] = {self.widths[0]} features), got {tuple(x.shape)}; pass "
+                f"{self.widths[0]} features in the last dimension or build the network "
+                f"with widths[0] = {x.shape[-1] if x.dim() else 1}"
+            )
+
     def _layer_inputs(self, x: torch.Tensor):
         """Yield ``(layer, input of that layer)`` in order; the last output is not yielded."""
+        self._check_input(x)
         for index, layer in enumerate(self.layers):
             if index > 0:
                 x = self.norms[index - 1](x)
@@ -96,6 +111,7 @@ class KAN(nn.Module):
             x = layer(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
         for index, layer in enumerate(self.layers):
             if index > 0:
                 x = self.norms[index - 1](x)
@@ -118,7 +134,8 @@ class KAN(nn.Module):
 
     @torch.no_grad()
     def refine_grid(self, grid_size: int) -> None:
-        """Move every B-spline layer to ``grid_size`` intervals (``KANLinear.refine_grid``)."""
+        """Move every B-spline layer to ``grid_size`` intervals (``KANLinear.refine_grid``:
+        exact onto a multiple of the current size, otherwise a ``GridRefitWarning``)."""
         for layer in self.layers:
             layer.refine_grid(grid_size)
 
@@ -140,9 +157,13 @@ class KAN(nn.Module):
 
         ``A_l (O, I)`` are the edge magnitudes of layer ``l`` on ``x`` (at most
         ``max_samples`` rows, to bound the ``N * O * I`` memory). Add it, times a small
-        weight, to the loss to make edges prunable.
+        weight, to the loss to make edges prunable. ``l1`` and ``entropy`` must be finite
+        and >= 0 (a negative weight would reward dense, large edges).
         """
+        _check_penalty_weight("l1", l1)
+        _check_penalty_weight("entropy", entropy)
         if max_samples is not None:
+            _check_positive_int("max_samples", max_samples)
             x = x.reshape(-1, x.shape[-1])[:max_samples]
         total = x.new_zeros(())
         for magnitudes in self.edge_magnitudes(x):
@@ -153,19 +174,54 @@ class KAN(nn.Module):
         return total
 
 
+def _check_penalty_weight(name: str, value: object) -> None:
+    if not is_finite_number(value) or value < 0:  # type: ignore[operator]
+        raise ValueError(
+            f"regularization weight {name} must be a finite number >= 0, got {value!r}; "
+            "use 0 to switch that term off"
+        )
+
+
+def check_sizes(name: str, values: object, example: str) -> list[int]:
+    """``values`` (layer widths or channels) as a list of positive ints (NumPy integers
+    accepted), or an error naming ``name``, the bad entry and its position; ``example``
+    shows a valid value."""
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        raise TypeError(
+            f"{name} must be a list of positive integers such as {example}, got "
+            f"{type(values).__name__} {values!r}"
+        )
+    for position, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+            raise ValueError(
+                f"{name}={list(values)!r} holds {value!r} at position {position}; every "
+                f"entry is a layer size and must be a positive integer, e.g. {example}"
+            )
+    return [int(value) for value in values]
+
+
 def resolve_widths(
     widths: Sequence[int], in_features: int | None = None, out_features: int | None = None
 ) -> list[int]:
     """``widths`` with ``in_features`` prepended and ``out_features`` appended if given;
-    at least two entries."""
-    widths = list(widths)
-    if in_features is not None:
-        widths.insert(0, in_features)
-    if out_features is not None:
-        widths.append(out_features)
-    if len(widths) < 2:
-        raise ValueError(f"widths must list at least an input and an output width, got {widths!r}")
-    return widths
+    at least two entries, all positive integers (each error names the argument)."""
+    hidden = check_sizes(
+        "widths", widths, "[2, 5, 1] (or the hidden widths [5] with in_features/out_features)"
+    )
+    for name, value in (("in_features", in_features), ("out_features", out_features)):
+        if value is not None:
+            _check_positive_int(name, value)
+    resolved = [
+        *([in_features] if in_features is not None else []),
+        *hidden,
+        *([out_features] if out_features is not None else []),
+    ]
+    if len(resolved) < 2:
+        raise ValueError(
+            f"widths must list at least an input and an output width, got {resolved!r}; "
+            "e.g. widths=[2, 5, 1], or widths=[5] with in_features=2 and out_features=1"
+        )
+    return resolved
 
 
 def _make_norm(norm: Norm | None, width: int) -> nn.Module:

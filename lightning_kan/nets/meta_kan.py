@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from lightning_kan.bases import build_basis
+from lightning_kan.bases.base import _check_positive_int, basis_options, is_finite_number
 from lightning_kan.layers.activations import resolve_activation
 from lightning_kan.layers.meta import (
     DEFAULT_CHUNK_SIZE,
@@ -35,7 +36,7 @@ from lightning_kan.layers.meta import (
     _MetaCoefficientsMixin,
 )
 from lightning_kan.nets.conv_kan import ConvKAN, ConvNorm
-from lightning_kan.nets.kan import KAN, Norm, resolve_widths
+from lightning_kan.nets.kan import KAN, Norm, check_sizes, resolve_widths
 
 __all__ = ["MetaConvKAN", "MetaKAN", "cluster_layers"]
 
@@ -76,6 +77,7 @@ class _MetaNetMixin:
 
     def _setup_meta(
         self,
+        in_features: int,
         out_widths: Sequence[int],
         n_clusters: int,
         basis: str,
@@ -88,7 +90,7 @@ class _MetaNetMixin:
         """Before the parent constructor: cluster the layers and build their learners."""
         # plain attributes, read by the layer factories during the parent constructor
         self._cluster_labels = cluster_layers(out_widths, n_clusters)
-        outputs = _num_outputs(basis, basis_kwargs, base_activation)
+        outputs = _num_outputs(basis, in_features, basis_kwargs, base_activation)
         self._pending_learners = [
             MetaLearner(outputs, embed_dim, hidden_dim) for _ in range(n_clusters)
         ]
@@ -96,6 +98,12 @@ class _MetaNetMixin:
 
     def _finish_meta(self, lr_prompt: float | None, lr_meta: float | None) -> None:
         """After the parent constructor: register the learners, keep the rates."""
+        for name, rate in (("lr_prompt", lr_prompt), ("lr_meta", lr_meta)):
+            if rate is not None and (not is_finite_number(rate) or rate <= 0):
+                raise ValueError(
+                    f"{name} must be a finite learning rate > 0 or None (the optimizer's), "
+                    f"got {rate!r}"
+                )
         self.cluster_labels = self._cluster_labels
         self.meta_learners = nn.ModuleList(self._pending_learners)
         del self._cluster_labels, self._pending_learners
@@ -144,9 +152,11 @@ def _prompt_parameter(layer: nn.Module) -> nn.Parameter:
     return layer.prompts
 
 
-def _num_outputs(basis: str, basis_kwargs: dict[str, Any] | None, base_activation: Any) -> int:
+def _num_outputs(
+    basis: str, in_features: int, basis_kwargs: dict[str, Any] | None, base_activation: Any
+) -> int:
     """K (+ 1 with a base branch): numbers a meta-learner generates per edge."""
-    num_functions = build_basis(basis, 1, **(basis_kwargs or {})).num_functions
+    num_functions = build_basis(basis, in_features, **basis_options(basis_kwargs)).num_functions
     return num_functions + (resolve_activation(base_activation) is not None)
 
 
@@ -188,6 +198,7 @@ class MetaKAN(_MetaNetMixin, KAN):
     ) -> None:
         all_widths = resolve_widths(widths, in_features, out_features)
         self._setup_meta(
+            all_widths[0],
             all_widths[1:],
             n_clusters,
             basis,
@@ -256,13 +267,16 @@ class MetaConvKAN(_MetaNetMixin, ConvKAN):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         compiled: bool = False,
     ) -> None:
-        if num_classes is None:
+        if in_channels is None or num_classes is None:
             raise ValueError(
                 f"MetaConvKAN needs in_channels and num_classes, got {in_channels!r} and "
                 f"{num_classes!r} (the CLI fills both in from the data module)"
             )
-        out_widths = [*channels, num_classes] if head == "kan" else list(channels)
+        _check_positive_int("in_channels", in_channels)
+        channels = check_sizes("channels", channels, "(16, 32)")
+        out_widths = [*channels, num_classes] if head == "kan" else channels
         self._setup_meta(
+            in_channels,
             out_widths,
             n_clusters,
             basis,

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from lightning_kan.layers.base import check_input_tensor
+from lightning_kan.nets.kan import resolve_widths
 from lightning_kan.utils import count_parameters
 
 __all__ = ["MLP"]
@@ -31,13 +33,7 @@ class MLP(nn.Module):
         out_features: int | None = None,
     ) -> None:
         super().__init__()
-        widths = [
-            *([in_features] if in_features is not None else []),
-            *widths,
-            *([out_features] if out_features is not None else []),
-        ]
-        if len(widths) < 2 or any(not isinstance(w, int) or w < 1 for w in widths):
-            raise ValueError(f"widths must be at least two positive integers, got {widths!r}")
+        widths = resolve_widths(widths, in_features, out_features)
         if activation not in _ACTIVATIONS:
             raise ValueError(
                 f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
@@ -51,6 +47,7 @@ class MLP(nn.Module):
         self.widths = widths
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input_tensor(x, type(self).__name__)
         return self.layers(x)
 
     def num_parameters(self, trainable_only: bool = True) -> int:

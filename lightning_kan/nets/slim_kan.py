@@ -115,8 +115,13 @@ class SlimKAN(KAN):
 
 def _layer_ranks(ranks: Any, index: int, num_layers: int) -> LayerRanks:
     """Layer ``index``'s entry of a ``ranks`` option (see :class:`SlimKAN`)."""
-    if isinstance(ranks, int):
+    if isinstance(ranks, int) and not isinstance(ranks, bool):
         return ranks
+    if isinstance(ranks, bool | str | bytes) or not isinstance(ranks, Sequence):
+        raise TypeError(
+            f"ranks must be a positive int, one (r1, r2, r3) for all layers, or a list with "
+            f"one entry per layer, got {type(ranks).__name__} {ranks!r}"
+        )
     ranks = list(ranks)
     if ranks and all(isinstance(r, int) for r in ranks):
         return tuple(ranks)  # one triple for every layer
