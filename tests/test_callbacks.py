@@ -97,18 +97,7 @@ def test_existing_lightning_project_example_runs(tmp_path, monkeypatch):
     assert list((tmp_path / "ex/version_0/activations").glob("*.png"))
 
 
-def block_matplotlib(monkeypatch):
-    """Make every ``import matplotlib...`` fail, as on an install without it."""
-    import sys
-
-    for name in [n for n in sys.modules if n == "matplotlib" or n.startswith("matplotlib.")]:
-        monkeypatch.setitem(sys.modules, name, None)
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-
-
-def test_activation_plot_without_matplotlib_warns_once_and_fit_completes(tmp_path, monkeypatch):
-    block_matplotlib(monkeypatch)
+def test_activation_plot_without_matplotlib_warns_once_and_fit_completes(tmp_path, no_matplotlib):
     logger = CSVLogger(tmp_path, name="plots")
     with pytest.warns(UserWarning) as record:
         fit(tmp_path, KAN([2, 3, 1]), [ActivationPlot(every_n_epochs=1)], logger=logger)
@@ -119,8 +108,7 @@ def test_activation_plot_without_matplotlib_warns_once_and_fit_completes(tmp_pat
     assert not (tmp_path / "plots/version_0/activations").exists()
 
 
-def test_plot_edge_functions_without_matplotlib_names_the_fix(monkeypatch):
-    block_matplotlib(monkeypatch)
+def test_plot_edge_functions_without_matplotlib_names_the_fix(no_matplotlib):
     with pytest.raises(ImportError, match="pip install matplotlib"):
         plot_edge_functions(KAN([2, 3, 1]), torch.rand(8, 2))
 

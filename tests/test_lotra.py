@@ -253,7 +253,8 @@ def test_callback_trains_only_adapters_and_saved_modules_of_a_user_module(tmp_pa
     fit.validate(module, toy_data())  # setup for validate already injects: step 0 == pretrained
     torch.testing.assert_close(module(x), before, rtol=0, atol=0)
     initial = {k: v.clone() for k, v in module.state_dict().items()}
-    assert len(initial) == 9 + 3 * 4 + 2  # 3 layers (base, weight, bias) + adapters + head
+    # 3 layers (base, weight, bias, the basis' recorded normalization) + adapters + head
+    assert len(initial) == 12 + 3 * 4 + 2
     fit = trainer(tmp_path, [callback], max_epochs=2)
     fit.fit(module, toy_data())
     optimizer = fit.optimizers[0]

@@ -440,3 +440,8 @@ def test_a_truncated_pretrained_checkpoint_is_named(tmp_path):
     trainer = Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
     with pytest.raises(ValueError, match=r"pretrained\.ckpt' is not a complete checkpoint"):
         callback.setup(trainer, Module(), "fit")
+
+
+def test_plot_spectra_without_matplotlib_names_the_fix(no_matplotlib):
+    with pytest.raises(ImportError, match="pip install matplotlib"):
+        lotra.plot_spectra({"layers.0": {"out": torch.ones(2)}})

@@ -128,3 +128,41 @@ def test_network_and_conv_coarsening_warn():
         conv.weight.normal_()
     with pytest.warns(GridRefitWarning, match="KANConv2d with 5 intervals"):
         conv.refine_grid(4)
+
+
+def _without_recorded_normalization(state: dict) -> dict:
+    """A state dict as lightning_kan wrote it before bases recorded their normalization."""
+    return {key: value for key, value in state.items() if not key.endswith("normalization_code")}
+
+
+def test_the_normalization_is_saved_with_the_weights_and_checked_on_load():
+    minmax = KAN([3, 4, 1], basis="legendre", basis_kwargs={"normalization": "minmax"})
+    state = minmax.state_dict()
+    assert int(state["layers.0.basis.normalization_code"]) == 1  # ("tanh", "minmax")
+    same = KAN([3, 4, 1], basis="legendre", basis_kwargs={"normalization": "minmax"})
+    same.load_state_dict(state)
+    x = torch.rand(16, 3)
+    torch.testing.assert_close(same(x), minmax(x))
+    with pytest.raises(ValueError, match=r"saved with normalization='minmax' but this basis uses"):
+        KAN([3, 4, 1], basis="legendre").load_state_dict(state)
+
+
+def test_an_old_legendre_state_dict_is_not_loaded_under_the_new_default():
+    old = KAN([3, 4, 1], basis="legendre", basis_kwargs={"normalization": "minmax"})
+    legacy = _without_recorded_normalization(old.state_dict())
+    with pytest.raises(ValueError, match=r"basis_kwargs=\{'normalization': 'minmax'\}"):
+        KAN([3, 4, 1], basis="legendre").load_state_dict(legacy)
+    rebuilt = KAN([3, 4, 1], basis="legendre", basis_kwargs={"normalization": "minmax"})
+    rebuilt.load_state_dict(legacy)  # as it was trained
+    x = torch.rand(16, 3)
+    torch.testing.assert_close(rebuilt(x), old(x))
+    # an explicit choice is the user's word; other families' default did not change
+    KAN([3, 4, 1], basis="legendre", basis_kwargs={"normalization": "tanh"}).load_state_dict(
+        _without_recorded_normalization(
+            KAN([3, 4, 1], basis="legendre", basis_kwargs={"normalization": "tanh"}).state_dict()
+        )
+    )
+    for name in ("chebyshev", "gram"):
+        KAN([3, 4, 1], basis=name).load_state_dict(
+            _without_recorded_normalization(KAN([3, 4, 1], basis=name).state_dict())
+        )

@@ -13,7 +13,7 @@ evaluated by its three-term recurrence, which has no singularity at ``|x| -> 1``
 from __future__ import annotations
 
 from functools import cache
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ __all__ = ["MAX_DEGREE", "ChebyshevBasis", "GramBasis", "LegendreBasis"]
 
 MAX_DEGREE = 32
 Normalization = Literal["tanh", "minmax"]
+_NORMALIZATIONS = ("tanh", "minmax")  # index = the recorded ``normalization_code``
 #: ``minmax`` divides by ``max(max_j x_j - min_j x_j, MINMAX_MIN_RANGE)``: samples whose
 #: features (nearly) coincide get a bounded map (slope <= 2 / MINMAX_MIN_RANGE) instead
 #: of a 0/0 with an exploding gradient.
@@ -70,11 +71,47 @@ class _ThreeTermBasis(Basis):
     (``expand_into``: no per-degree temporaries).
     """
 
-    def __init__(self, in_features: int, degree: int, normalization: str) -> None:
+    #: the default of state dicts saved before bases recorded their normalization
+    unrecorded_normalization = "tanh"
+
+    def __init__(self, in_features: int, degree: int, normalization: str | None) -> None:
         super().__init__(in_features)
         self.degree = _check_degree(degree)
-        self.normalization = _check_normalization(normalization, in_features)
+        self.normalization_given = normalization is not None  # None: the default, "tanh"
+        self.normalization = _check_normalization(normalization or "tanh", in_features)
+        self._record_normalization()
         self.num_functions = degree + 1
+
+    # The normalization is part of the function a state dict holds: it is saved with
+    # the weights (as an integer buffer: state dicts stay all-tensor for the code that
+    # relies on it) and checked on load, so weights never run under another squashing.
+    def _record_normalization(self) -> None:
+        code = _NORMALIZATIONS.index(self.normalization)
+        self.register_buffer("normalization_code", torch.tensor(code, dtype=torch.int8))
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        key = prefix + "normalization_code"
+        if key not in state_dict:  # saved before the normalization was recorded
+            old = self.unrecorded_normalization
+            if self.normalization != old and not self.normalization_given:
+                raise ValueError(
+                    f"{type(self).__name__} at {prefix or 'the top'!r}: the state dict "
+                    "does not record its normalization (saved by an older lightning_kan), "
+                    f"and the default then was {old!r}, not today's "
+                    f"{self.normalization!r}. Build the model with "
+                    f"basis_kwargs={{'normalization': {old!r}}} to load it as it was trained "
+                    "(or pass normalization='tanh' explicitly if it was trained with tanh)."
+                )
+            state_dict[key] = self.normalization_code.clone()
+        recorded = _NORMALIZATIONS[int(state_dict[key])]
+        if recorded != self.normalization:
+            raise ValueError(
+                f"{type(self).__name__} at {prefix or 'the top'!r}: the state dict was saved "
+                f"with normalization={recorded!r} but this basis uses "
+                f"normalization={self.normalization!r}; the weights would compute another "
+                f"function. Build the model with normalization={recorded!r} (basis_kwargs)."
+            )
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def _coefficients(self) -> tuple[list[tuple[float, float]], list[float] | None]:
         """``[(a_n, b_n) for n = 1 .. degree-1]`` and the per-degree scales (or None)."""
@@ -169,7 +206,11 @@ class LegendreBasis(_ThreeTermBasis):
     between its sample's smallest and largest feature, a function of all the inputs.
     """
 
-    def __init__(self, in_features: int, degree: int = 7, normalization: Normalization = "tanh"):
+    unrecorded_normalization = "minmax"  # the default before it became "tanh"
+
+    def __init__(
+        self, in_features: int, degree: int = 7, normalization: Normalization | None = None
+    ):
         super().__init__(in_features, degree, normalization)
 
     def _coefficients(self) -> tuple[list[tuple[float, float]], None]:

@@ -17,6 +17,7 @@ from torch import nn
 from lightning_kan.layers.tucker import ranks_for_energy, unfold
 from lightning_kan.lotra.adapter import COMPONENTS, folded_shape
 from lightning_kan.lotra.targets import ModuleSelector, find_target_modules
+from lightning_kan.plotting import figure_class
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -93,10 +94,8 @@ def plot_spectra(spectra: dict[str, dict[str, torch.Tensor]]) -> Figure:
             f"plot_spectra(spectra={spectra!r}) has nothing to draw: pass what "
             "update_spectra(pretrained, finetuned) returns, {module: {mode: singular values}}"
         )
-    from matplotlib.figure import Figure
-
     components = list(next(iter(spectra.values())).keys())
-    figure = Figure(figsize=(4 * len(components), 3.2), layout="constrained")
+    figure = figure_class()(figsize=(4 * len(components), 3.2), layout="constrained")
     axes = figure.subplots(1, len(components), squeeze=False)[0]
     for ax, component in zip(axes, components, strict=True):
         for name, modes in spectra.items():
