@@ -171,7 +171,11 @@ class KANCLI(LightningCLI):
 
 
 def _exit(error: Exception) -> None:
-    message = " ".join(str(error).split())
+    message = str(error)
+    if message.startswith("Does not validate against any of the Union subtypes"):
+        # a constructor's own error, wrapped in jsonargparse's report of every subtype tried
+        message = _innermost_reason(message)
+    message = " ".join(message.split())
     print(f"lightning_kan: error: invalid configuration: {message}", file=sys.stderr)
     raise SystemExit(2)
 
@@ -421,4 +425,4 @@ def main(args: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()  # LightningCLI reads sys.argv itself (passing it too makes it warn)

@@ -63,12 +63,15 @@ def fails(capsys, *args: str) -> tuple[int, str]:
             ["--model.init_args.optimizer.init_args.lr=-1"],
             ["model.init_args.optimizer (torch.optim.Adam with lr=-1.0)", "Invalid learning rate"],
         ),
+        # a task constructor's own error, not jsonargparse's report of every subtype tried
+        (["--model.init_args.regularization=-1"], ["regularization must be >= 0, got -1.0"]),
     ],
     ids=lambda v: v[0] if isinstance(v[0], str) and v[0].startswith("--") else None,
 )
 def test_a_config_error_is_one_paragraph_naming_field_and_value(capsys, overrides, expected):
     code, error = fails(capsys, "fit", "--config", QUICKSTART, *overrides)
     assert code != 0
+    assert "Does not validate" not in error and "Namespace(" not in error, error
     for text in expected:
         assert text in error
 
