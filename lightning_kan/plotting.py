@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from lightning_kan.atomic import atomic_open
+from lightning_kan.protocols import SupportsEdgeFunctions, edge_function_layers, require
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure as FigureType
@@ -46,16 +47,20 @@ def save_figure(figure: FigureType, path: str | os.PathLike[str], dpi: int = 100
 
 def plotted_layers(net: torch.nn.Module) -> list[torch.nn.Module]:
     """The layers :func:`plot_edge_functions` draws: ``net.layers``, or ``net`` itself."""
-    return list(getattr(net, "layers", [net]))
+    return edge_function_layers(net)
 
 
 def check_plottable(net: torch.nn.Module) -> None:
-    """Raise ``TypeError`` unless every layer of ``net`` can show its edge functions."""
-    if not all(hasattr(layer, "edge_activations") for layer in plotted_layers(net)):
-        raise TypeError(
-            f"plotting edge functions needs a KAN or KANLinear (layers with "
-            f"edge_activations); {type(net).__name__} has other layers"
-        )
+    """Raise :class:`~lightning_kan.protocols.CapabilityError` (a ``TypeError``) unless
+    every layer of ``net`` can show its edge functions (``SupportsEdgeFunctions``)."""
+    require(
+        net,
+        SupportsEdgeFunctions,
+        caller="plotting edge functions",
+        needs="a KAN or KANLinear, whose layers have edge_activations",
+        where="the network",
+        fix="Pass a KAN, a KANLinear or a network whose `layers` are KAN layers.",
+    )
 
 
 @torch.no_grad()

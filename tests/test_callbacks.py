@@ -9,7 +9,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from lightning_kan.callbacks import ActivationPlot, GridUpdate
 from lightning_kan.data import FunctionDataModule
-from lightning_kan.nets import KAN, MLP
+from lightning_kan.nets import KAN, MLP, MetaKAN, SlimKAN
 from lightning_kan.plotting import plot_edge_functions
 from lightning_kan.tasks import RegressionTask
 
@@ -212,3 +212,58 @@ def test_callbacks_without_a_datamodule_fail_before_training(tmp_path, callback)
     with pytest.raises(ValueError, match=r"pass a LightningDataModule: trainer.fit\(model, data"):
         trainer.fit(task, train_dataloaders=data.train_dataloader())
     assert all(torch.equal(p, q) for p, q in zip(net.parameters(), initial, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("make", "gap"),
+    [
+        (lambda: KAN([2, 3, 1], basis="chebyshev"), "uses ChebyshevBasis, which has no grid"),
+        (lambda: SlimKAN([2, 3, 1]), "computes its coefficients from other parameters"),
+        (lambda: MetaKAN([2, 3, 1]), "computes its coefficients from other parameters"),
+    ],
+    ids=["chebyshev", "slim", "meta"],
+)
+def test_grid_update_refuses_nets_without_movable_grids_in_setup(tmp_path, make, gap):
+    """Fails before the first training step (it used to fail at epoch every_n_epochs)."""
+    net = make()
+    initial = [p.detach().clone() for p in net.parameters()]
+    with pytest.raises(ValueError, match="GridUpdate needs the module's network") as error:
+        fit(tmp_path, net, [GridUpdate(every_n_epochs=1)], epochs=2)
+    message = str(error.value)
+    assert f"in `RegressionTask.net` ({type(net).__name__})" in message and gap in message
+    assert "remove GridUpdate from the trainer's callbacks" in message
+    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), initial, strict=True))
+
+
+class _NoNet(L.LightningModule):
+    """A module that keeps its layers under another name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = KAN([2, 3, 1])
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.model(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-2)
+
+
+@pytest.mark.parametrize("callback", [GridUpdate, ActivationPlot], ids=lambda c: c.__name__)
+def test_callbacks_need_a_net_attribute(tmp_path, callback):
+    data = FunctionDataModule("kan-toy", num_train=64, num_val=16, num_test=16, batch_size=16)
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        callbacks=[callback()],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+    )
+    with pytest.raises(
+        ValueError, match=f"{callback.__name__} needs the module's network as"
+    ) as error:
+        trainer.fit(_NoNet(), data)
+    assert "(HasNet); in the LightningModule (_NoNet) `net` is missing" in str(error.value)

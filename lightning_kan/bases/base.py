@@ -2,7 +2,7 @@
 
 A basis family maps every input value to ``K`` numbers: ``x (..., I) -> (..., I, K)``.
 Bases know nothing of layers; a layer contracts their output with its coefficient
-tensor ``(O, I, K)``. See ``DESIGN.md`` section 1.
+tensor ``(O, I, K)``. See ``docs/architecture.md``.
 """
 
 from __future__ import annotations

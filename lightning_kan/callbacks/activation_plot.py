@@ -11,7 +11,8 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
 from lightning_kan.callbacks.inputs import require_datamodule, training_inputs
-from lightning_kan.plotting import check_plottable, figure_class, plot_edge_functions, save_figure
+from lightning_kan.plotting import figure_class, plot_edge_functions, save_figure
+from lightning_kan.protocols import SupportsEdgeFunctions, require, require_net
 
 __all__ = ["ActivationPlot"]
 
@@ -48,13 +49,15 @@ class ActivationPlot(Callback):
         if stage != "fit":
             return
         require_datamodule(trainer, "ActivationPlot")
-        net = getattr(pl_module, "net", None)
-        if net is None:
-            raise ValueError(
-                f"ActivationPlot plots the network at `{type(pl_module).__name__}.net`, which "
-                "this module does not have; remove the callback or store the network as `net`"
-            )
-        check_plottable(net)
+        require(
+            require_net(pl_module, "ActivationPlot"),
+            SupportsEdgeFunctions,
+            caller="ActivationPlot",
+            needs="a KAN or KANLinear, whose layers show their edge functions",
+            where=f"`{type(pl_module).__name__}.net`",
+            fix="Plot a KAN (any basis or coefficient family), or remove ActivationPlot from "
+            "the trainer's callbacks.",
+        )
         try:
             figure_class()
         except ImportError as error:

@@ -6,6 +6,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from lightning_kan.callbacks.inputs import require_datamodule, training_inputs
+from lightning_kan.protocols import SupportsGridUpdate, require, require_net
 
 __all__ = ["GridUpdate"]
 
@@ -59,14 +60,20 @@ class GridUpdate(Callback):
         self.grid_eps = grid_eps
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Fail before training unless the network's grids can move (SupportsGridUpdate)."""
         if stage != "fit":
             return
         require_datamodule(trainer, "GridUpdate")
-        if not callable(getattr(getattr(pl_module, "net", None), "update_grid", None)):
-            raise ValueError(
-                f"GridUpdate needs the module's network at `{type(pl_module).__name__}.net` to "
-                "have an update_grid(x) method (KAN has one); remove the callback for other nets"
-            )
+        require(
+            require_net(pl_module, "GridUpdate"),
+            SupportsGridUpdate,
+            caller="GridUpdate",
+            needs="the module's network to move its B-spline grids",
+            where=f"`{type(pl_module).__name__}.net`",
+            fix="Use a dense B-spline KAN (KAN(widths, basis='bspline')); for Slim KAN move "
+            "the grid on the dense KAN before converting it (SlimKAN.from_dense); or remove "
+            "GridUpdate from the trainer's callbacks.",
+        )
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch
