@@ -1,9 +1,10 @@
-"""Base activations ``b`` of the KAN base branch, with their derivatives.
+"""Base activations ``b`` of the KAN base branch, as modules, with their derivatives.
 
 Known names come with a closed-form derivative, so the fused expansion recomputes
 the branch's gradient cheaply in the backward instead of storing intermediates. Any
-other callable (an ``nn.Module`` or function) works too: its derivative is then taken
-with autograd.
+other callable works too: an ``nn.Module`` (e.g. ``nn.PReLU()``) is registered as a
+submodule, so its parameters are trained, saved and moved with the layer; its
+derivative (and a plain function's) is taken with autograd.
 """
 
 from __future__ import annotations
@@ -13,12 +14,17 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 __all__ = ["BaseActivation", "resolve_activation"]
 
 
-class BaseActivation:
-    """An elementwise function with its derivative: ``fn(x)`` and ``derivative(x)``."""
+class BaseActivation(nn.Module):
+    """An elementwise function with its derivative: ``self(x)`` and ``vjp(x, grad)``.
+
+    ``fn`` is held as a submodule when it is an ``nn.Module`` (its parameters then
+    belong to the layer); ``derivative`` is an optional closed form of ``fn'``.
+    """
 
     def __init__(
         self,
@@ -26,9 +32,18 @@ class BaseActivation:
         fn: Callable[[torch.Tensor], torch.Tensor],
         derivative: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
+        super().__init__()
         self.name = name
         self.fn = fn
         self._derivative = derivative
+
+    @property
+    def is_parameter_free(self) -> bool:
+        """No trainable state: the fused expansion may evaluate it without autograd."""
+        return next(self.parameters(), None) is None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
 
     def vjp(self, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """``grad * fn'(x)``; differentiable when grad mode is on (double backward)."""
@@ -39,6 +54,14 @@ class BaseActivation:
             x_in = x if (create_graph and x.requires_grad) else x.detach().requires_grad_()
             (grad_x,) = torch.autograd.grad(self.fn(x_in), x_in, grad, create_graph=create_graph)
         return grad_x
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Accept state dicts from before activations were modules (no ``activation.*``
+        keys): the activation keeps its construction-time values, which is what such a
+        model ran with, since its parameters were neither trained nor saved then."""
+        if not any(key.startswith(prefix) for key in state_dict):
+            state_dict.update(self.state_dict(prefix=prefix))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def __repr__(self) -> str:
         return self.name
@@ -54,6 +77,8 @@ def _gelu_derivative(x: torch.Tensor) -> torch.Tensor:
     return cdf + x * torch.exp(-0.5 * x.square()) / math.sqrt(2.0 * math.pi)
 
 
+# shared, parameter-free instances: a compiled expansion guards on the object, so every
+# layer of a net reuses one per name instead of recompiling per layer
 _KNOWN: dict[str, BaseActivation] = {
     "silu": BaseActivation("silu", F.silu, _silu_derivative),
     "gelu": BaseActivation("gelu", F.gelu, _gelu_derivative),
@@ -65,10 +90,13 @@ _KNOWN: dict[str, BaseActivation] = {
 def resolve_activation(
     activation: str | Callable[[torch.Tensor], torch.Tensor] | None,
 ) -> BaseActivation | None:
-    """Turn a name (``silu``, ``gelu``, ``tanh``, ``identity``, ``none``), a callable or
-    ``None`` into a :class:`BaseActivation`; ``None``/``"none"`` means no base branch."""
+    """Turn a name (``silu``, ``gelu``, ``tanh``, ``identity``, ``none``), a callable
+    (an ``nn.Module`` is held as a submodule) or ``None`` into a :class:`BaseActivation`;
+    ``None``/``"none"`` means no base branch."""
     if activation is None:
         return None
+    if isinstance(activation, BaseActivation):
+        return activation
     if isinstance(activation, str):
         key = activation.lower()
         if key == "none":

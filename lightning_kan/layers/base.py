@@ -1,14 +1,20 @@
-"""``KANLayer``: the parameters every KAN layer shares (the coefficient protocol).
+"""``KANLayer``: what every KAN layer (linear or convolution) shares.
 
 A layer with ``O`` outputs, ``I`` inputs per group and kernel ``*kernel`` (empty for
 ``KANLinear``) holds
 
 * ``basis``: the :class:`~lightning_kan.bases.Basis` (``K = basis.num_functions``);
-* ``weight``: the coefficient tensor ``(O, I, K, *kernel)``, modes (out, in, basis, *kernel);
+* ``activation``: the base branch ``b`` as a module (:class:`BaseActivation`) or ``None``;
+* ``coefficients``: the :class:`~lightning_kan.layers.coefficients.Coefficients`
+  strategy that registers and produces the coefficients (``Dense``, ``Tucker``,
+  ``Generated`` or your own);
+* ``weight``: the coefficient tensor ``(O, I, K, *kernel)``, modes (out, in, basis,
+  *kernel): a parameter for ``Dense``, otherwise computed by the strategy on access;
 * ``base_weight``: ``(O, I, *kernel)``, or ``None`` without a base branch;
 * ``bias``: ``(O,)`` or ``None``.
 
-LoTRA, Slim KAN and MetaKAN act on exactly these names.
+Plots, regularisation and ``edge_activations`` read ``weight``/``base_weight``; LoTRA
+adapts the strategy's 3+-D parameters by name (``weight``, ``core``, ``prompts``).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from torch import nn
 from lightning_kan.bases import Basis, build_basis
 from lightning_kan.bases.base import _check_positive_int, basis_options, is_finite_number
 from lightning_kan.layers.activations import resolve_activation
+from lightning_kan.layers.coefficients import Coefficients, build_coefficients
 from lightning_kan.layers.grid import SplineGridMixin
 
 __all__ = ["KANLayer", "check_input_tensor"]
@@ -66,7 +73,10 @@ def _check_init_scale(value: object) -> float:
 
 
 class KANLayer(SplineGridMixin, nn.Module):
-    """Base class: builds the protocol's parameters and initialises them."""
+    """Base class: builds the basis, the base branch and the coefficients (through the
+    layer's :class:`~lightning_kan.layers.coefficients.Coefficients` strategy)."""
+
+    coefficients: Coefficients
 
     def _build_parameters(
         self,
@@ -80,6 +90,8 @@ class KANLayer(SplineGridMixin, nn.Module):
         bias: bool,
         spline_init_scale: float | None,
         compiled: bool,
+        coefficients: str | Coefficients | None,
+        coefficients_kwargs: dict[str, Any] | None,
     ) -> None:
         _check_positive_int("in_features", in_features)
         _check_positive_int("out_features", out_features)
@@ -94,7 +106,8 @@ class KANLayer(SplineGridMixin, nn.Module):
             self.basis.num_functions,
             *kernel_size,
         )
-        self._build_coefficients()
+        self.coefficients = build_coefficients(coefficients, coefficients_kwargs)
+        self.coefficients.build(self, self.coefficient_shape, self.activation is not None)
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
         if spline_init_scale is None:
             spline_init_scale = 0.1 if self.activation is not None else 1.0
@@ -110,25 +123,21 @@ class KANLayer(SplineGridMixin, nn.Module):
         """K, the number of basis functions per input."""
         return self.basis.num_functions
 
-    def _build_coefficients(self) -> None:
-        """Register ``weight`` and ``base_weight`` (``None`` without a base branch).
-
-        Parameterised layers (Slim KAN, MetaKAN) override this to register their own
-        parameters and expose ``weight``/``base_weight`` as computed properties.
-        """
-        out_features, group_inputs, num_functions, *kernel_size = self.coefficient_shape
-        self.weight = nn.Parameter(
-            torch.empty(out_features, group_inputs, num_functions, *kernel_size)
-        )
-        if self.activation is not None:
-            self.base_weight = nn.Parameter(torch.empty(out_features, group_inputs, *kernel_size))
-        else:
-            self.register_parameter("base_weight", None)
+    def __getattr__(self, name: str) -> Any:
+        """``weight``/``base_weight`` of a strategy that does not store them, computed."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            strategy = self.__dict__.get("coefficients")
+            if strategy is None or name not in ("weight", "base_weight") or name in strategy.stores:
+                raise
+        weight, base_weight = strategy.tensors(self)
+        return weight if name == "weight" else base_weight
 
     def _coefficients(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(weight (O, I, K, *kernel), base_weight (O, I, *kernel) or None)`` for one
         forward; read once per call so a parametrisation or generator runs once."""
-        return self.weight, self.base_weight
+        return self.coefficients.tensors(self)
 
     def reset_parameters(self) -> None:
         """Initialise like an ``nn.Linear``/``nn.Conv`` base branch plus small spline noise.
@@ -142,12 +151,12 @@ class KANLayer(SplineGridMixin, nn.Module):
         """
         fan_in = math.prod(self.coefficient_shape[1:])
         bound = self.spline_init_scale * math.sqrt(3.0 / fan_in)
-        self._reset_coefficients(bound)
-        if self.base_weight is not None:
-            nn.init.kaiming_uniform_(self.base_weight, a=math.sqrt(5))
+        self.coefficients.reset(self, bound)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def _reset_coefficients(self, bound: float) -> None:
-        """Fill the coefficients with ``U(-bound, bound)`` noise."""
-        nn.init.uniform_(self.weight, -bound, bound)
+    def extra_repr(self) -> str:
+        extra = self.coefficients.extra_repr(self)
+        return f"{self._layout_repr()}, coefficients={self.coefficients!r}" + (
+            f", {extra}" if extra else ""
+        )

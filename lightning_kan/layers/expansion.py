@@ -3,7 +3,7 @@
 ``expand_features(x, basis, activation)`` returns ``(..., I*K + I)``: the basis values
 of all inputs (``(..., I, K)`` flattened) followed by the base branch ``b(x) (..., I)``.
 A layer does **one GEMM** of it with its packed ``[C.view(O, I*K) | base_weight]``
-weight ``(O, I*K + I)`` (DESIGN.md section 1). Keeping the K values of an input
+weight ``(O, I*K + I)``. Keeping the K values of an input
 contiguous (rather than interleaving ``b(x_i)`` after each) lets the basis write whole
 vectors, which is what makes the compiled kernel fast.
 
@@ -56,10 +56,11 @@ class _FusedExpansion(torch.autograd.Function):
             if compiled:
                 out = _compiled_expansion(type(basis))(x, basis, activation)
             else:
-                out = x.new_zeros(*x.shape[:-1], num_values + (x.shape[-1] if activation else 0))
+                base = 0 if activation is None else x.shape[-1]
+                out = x.new_zeros(*x.shape[:-1], num_values + base)
                 basis.expand_into(x, out[..., :num_values].unflatten(-1, (x.shape[-1], -1)))
                 if activation is not None:
-                    out[..., num_values:] = activation.fn(x)
+                    out[..., num_values:] = activation(x)
         ctx.save_for_backward(x)
         ctx.basis, ctx.activation = basis, activation
         return out
@@ -84,7 +85,7 @@ def _plain_expansion(
     values = basis(x).flatten(-2)
     if activation is None:
         return values
-    return torch.cat([values, activation.fn(x)], dim=-1)
+    return torch.cat([values, activation(x)], dim=-1)
 
 
 @cache
@@ -118,6 +119,11 @@ def expand_features(
     if x.dtype in _LOW_PRECISION:
         x = x.float()
     if basis.is_parameter_free and not needs_plain_autograd():
-        return _FusedExpansion.apply(x, basis, activation, compiled)
+        if activation is None or activation.is_parameter_free:
+            return _FusedExpansion.apply(x, basis, activation, compiled)
+        # a trained activation (nn.PReLU) runs outside the custom function to get gradients
+        values = _FusedExpansion.apply(x, basis, None, compiled)
+        with torch.autocast(x.device.type, enabled=False):
+            return torch.cat([values, activation(x)], dim=-1)
     with torch.autocast(x.device.type, enabled=False):
         return _plain_expansion(x, basis, activation)

@@ -38,8 +38,9 @@ class GridRefitWarning(UserWarning):
 
 
 class SplineGridMixin:
-    """``update_grid``/``refine_grid`` for a layer with a ``BSplineBasis`` and a
-    coefficient ``weight`` whose dim 2 is the basis mode."""
+    """``update_grid``/``refine_grid`` for a layer with a ``BSplineBasis`` and a stored
+    coefficient ``weight`` whose dim 2 is the basis mode (a ``coefficients`` strategy
+    with ``refits_grid``; other families refuse with ``NotImplementedError``)."""
 
     basis: nn.Module
     weight: nn.Parameter
@@ -52,6 +53,14 @@ class SplineGridMixin:
         raise NotImplementedError
 
     def _spline_basis(self, action: str) -> BSplineBasis:
+        strategy = getattr(self, "coefficients", None)
+        if strategy is not None and not strategy.refits_grid:
+            raise NotImplementedError(
+                f"{type(self).__name__} computes its coefficients from other parameters "
+                f"({strategy!r}), so update_grid/refine_grid cannot refit them; move the "
+                "grid on the dense KAN before converting it (e.g. SlimKAN.from_dense) or "
+                "train without grid updates"
+            )
         if parametrize.is_parametrized(self, "weight"):
             raise RuntimeError(
                 f"{action} on a layer whose coefficients carry adapters (LoTRA) would refit "

@@ -8,7 +8,8 @@ Every input value is expanded once into its ``K`` basis values and ``b(x)`` (the
 channels, and one native ``conv{1,2,3}d`` contracts them with the packed weight, so a
 KAN convolution runs at the speed of a convolution over ``C*(K+1)`` channels.
 
-**Coefficient protocol** (as ``KANLinear``, with the kernel appended):
+**Coefficient protocol** (as ``KANLinear``, with the kernel appended; the layer's
+``coefficients`` strategy registers the parameters and does the convolution):
 
 * ``weight``: ``(out_channels, in_channels // groups, K, *kernel_size)``, modes
   (out, in, basis, *kernel);
@@ -32,11 +33,11 @@ import torch.nn.functional as F
 from lightning_kan.bases import Basis
 from lightning_kan.bases.base import _check_positive_int
 from lightning_kan.layers.base import KANLayer
+from lightning_kan.layers.coefficients import Coefficients
 from lightning_kan.layers.expansion import expand_features
 
-__all__ = ["KANConv1d", "KANConv2d", "KANConv3d"]
+__all__ = ["KANConv1d", "KANConv2d", "KANConv3d", "KANConvNd"]
 
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
@@ -52,8 +53,11 @@ def _tuple(name: str, value: int | Sequence[int], ndim: int, minimum: int) -> tu
     return values
 
 
-class _KANConvNd(KANLayer):
-    """Shared implementation; use :class:`KANConv1d`, :class:`KANConv2d`, :class:`KANConv3d`."""
+class KANConvNd(KANLayer):
+    """Shared implementation of :class:`KANConv1d`, :class:`KANConv2d`, :class:`KANConv3d`
+    (``ndim`` spatial dims); the arguments are ``nn.Conv2d``'s plus :class:`KANLinear`'s
+    ``basis``, ``basis_kwargs``, ``base_activation``, ``spline_init_scale``, ``compiled``,
+    ``coefficients`` and ``coefficients_kwargs``."""
 
     ndim: int
 
@@ -73,6 +77,8 @@ class _KANConvNd(KANLayer):
         base_activation: str | Callable[[torch.Tensor], torch.Tensor] | None = "silu",
         spline_init_scale: float | None = None,
         compiled: bool = False,
+        coefficients: str | Coefficients | None = "dense",
+        coefficients_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         _check_positive_int("in_channels", in_channels)
@@ -113,6 +119,8 @@ class _KANConvNd(KANLayer):
             bias,
             spline_init_scale,
             compiled,
+            coefficients,
+            coefficients_kwargs,
         )
 
     def _check_input(self, x: torch.Tensor) -> None:
@@ -142,38 +150,8 @@ class _KANConvNd(KANLayer):
         features = expand_features(x.movedim(1, last), self.basis, self.activation, self.compiled)
         features = features.movedim(last, 1)
         options = {"stride": self.stride, "padding": padding, "dilation": self.dilation}
-        y = self._convolve(features, options)
+        y = self.coefficients.convolve(self, features, options)
         return y.squeeze(0) if unbatched else y
-
-    def _convolve(self, features: torch.Tensor, options: dict[str, Any]) -> torch.Tensor:
-        """Contract the expanded input ``(N, C*K [+ C], *S)`` (channel ``c*K + k``, then
-        the base branch) with the coefficients; ``options``: stride, padding, dilation."""
-        conv = _CONV[self.ndim]
-        num_values = self.in_channels * self.num_basis_functions
-        weight, base_weight = self._coefficients()
-        values_weight = weight.flatten(1, 2)  # (O, C_g*K, *kernel), channel c*K + k
-        if base_weight is None:
-            y = conv(
-                features, values_weight.to(features.dtype), self.bias, groups=self.groups, **options
-            )
-        elif self.groups == 1:  # one convolution over values and base branch together
-            packed = torch.cat([values_weight, base_weight], dim=1).to(features.dtype)
-            y = conv(features, packed, self.bias, **options)
-        else:  # grouped: each group's channels must be contiguous, so two convolutions
-            y = conv(
-                features[:, :num_values],
-                values_weight.to(features.dtype),
-                self.bias,
-                groups=self.groups,
-                **options,
-            ) + conv(
-                features[:, num_values:],
-                base_weight.to(features.dtype),
-                None,
-                groups=self.groups,
-                **options,
-            )
-        return y
 
     # ------------------------------------------------- B-spline grids (SplineGridMixin)
     def _grid_samples(self, x: torch.Tensor) -> torch.Tensor:
@@ -189,7 +167,7 @@ class _KANConvNd(KANLayer):
         mapped = torch.einsum("gckl,goclt->gockt", refit, weight)
         return mapped.reshape(self.out_channels, group_in, refit.shape[-2], *self.kernel_size)
 
-    def extra_repr(self) -> str:
+    def _layout_repr(self) -> str:
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
             f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
@@ -198,19 +176,19 @@ class _KANConvNd(KANLayer):
         )
 
 
-class KANConv1d(_KANConvNd):
+class KANConv1d(KANConvNd):
     """1-D KAN convolution: ``(N, C_in, L) -> (N, C_out, L_out)``; see the module docstring."""
 
     ndim = 1
 
 
-class KANConv2d(_KANConvNd):
+class KANConv2d(KANConvNd):
     """2-D KAN convolution: ``(N, C_in, H, W) -> (N, C_out, H_out, W_out)``."""
 
     ndim = 2
 
 
-class KANConv3d(_KANConvNd):
+class KANConv3d(KANConvNd):
     """3-D KAN convolution: ``(N, C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out)``."""
 
     ndim = 3

@@ -2,17 +2,19 @@
 
     y_o = sum_i base_weight[o, i] * b(x_i) + sum_i sum_k weight[o, i, k] * phi_k(x_i) + bias_o
 
-**Coefficient protocol** (what LoTRA, Slim KAN and MetaKAN act on; keep it stable):
+**Coefficient protocol** (see :mod:`lightning_kan.layers.coefficients`): the layer's
+``coefficients`` strategy (``Dense()`` by default, ``Tucker(ranks)`` for Slim KAN,
+``Generated(...)`` for MetaKAN) registers the parameters and contracts the features;
 
-* ``weight``: the coefficient tensor, a 3-D parameter ``(out_features, in_features, K)``
-  with modes (out, in, basis);
+* ``weight``: the coefficient tensor ``(out_features, in_features, K)`` with modes (out,
+  in, basis); a 3-D parameter with ``Dense``, computed on access otherwise;
 * ``base_weight``: ``(out_features, in_features)``, or ``None`` without a base branch;
 * ``bias``: ``(out_features,)`` or ``None``; ``basis``: the :class:`~lightning_kan.bases.Basis`.
 
 B-spline layers also get ``update_grid``/``refine_grid`` from
 :class:`~lightning_kan.layers.grid.SplineGridMixin`.
 
-The forward reads ``self.weight`` once, so a ``torch.nn.utils.parametrize``
+The dense forward reads ``self.weight`` once, so a ``torch.nn.utils.parametrize``
 parametrisation of ``weight`` (an adapter) is honoured without changes here.
 """
 
@@ -22,10 +24,10 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from lightning_kan.bases import Basis
 from lightning_kan.layers.base import KANLayer
+from lightning_kan.layers.coefficients import Coefficients
 from lightning_kan.layers.expansion import expand_features
 
 __all__ = ["KANLinear"]
@@ -62,6 +64,8 @@ class KANLinear(KANLayer):
         bias: bool = True,
         spline_init_scale: float | None = None,
         compiled: bool = False,
+        coefficients: str | Coefficients | None = "dense",
+        coefficients_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self._build_parameters(
@@ -75,16 +79,14 @@ class KANLinear(KANLayer):
             bias,
             spline_init_scale,
             compiled,
+            coefficients,
+            coefficients_kwargs,
         )
 
     def packed_weight(self) -> torch.Tensor:
         """The GEMM weight ``[weight.view(O, I*K) | base_weight]``: ``(O, I*K + I)``,
         matching the layout of :func:`~lightning_kan.layers.expand_features`."""
-        weight, base_weight = self._coefficients()
-        weight = weight.reshape(self.out_features, -1)
-        if base_weight is None:
-            return weight
-        return torch.cat([weight, base_weight], dim=-1)
+        return self.coefficients.packed_weight(self)
 
     def _check_input(self, x: torch.Tensor) -> None:
         self._check_input_tensor(x)
@@ -96,11 +98,8 @@ class KANLinear(KANLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
-        weight = self.packed_weight()
         features = expand_features(x, self.basis, self.activation, self.compiled)
-        if features.dtype != weight.dtype:
-            features = features.to(weight.dtype)
-        return F.linear(features, weight, self.bias)
+        return self.coefficients.linear(self, features)
 
     def edge_activations(self, x: torch.Tensor) -> torch.Tensor:
         """Every edge's output ``phi_{o,i}(x_i)`` (base branch included): ``(N, O, I)``.
@@ -109,12 +108,13 @@ class KANLinear(KANLayer):
         """
         self._check_input(x)
         x = x.reshape(-1, self.in_features)
-        features = expand_features(x, self.basis, self.activation).to(self.weight.dtype)
+        weight, base_weight = self._coefficients()
+        features = expand_features(x, self.basis, self.activation).to(weight.dtype)
         num_values = self.in_features * self.num_basis_functions
         values = features[:, :num_values].unflatten(-1, (self.in_features, -1))
-        edges = torch.einsum("nik,oik->noi", values, self.weight)
-        if self.base_weight is not None:
-            edges = edges + features[:, num_values:].unsqueeze(1) * self.base_weight
+        edges = torch.einsum("nik,oik->noi", values, weight)
+        if base_weight is not None:
+            edges = edges + features[:, num_values:].unsqueeze(1) * base_weight
         return edges
 
     # ------------------------------------------------- B-spline grids (SplineGridMixin)
@@ -125,7 +125,7 @@ class KANLinear(KANLayer):
     def _map_coefficients(self, refit: torch.Tensor) -> torch.Tensor:
         return torch.einsum("ikl,oil->oik", refit, self.weight.detach().to(refit.dtype))
 
-    def extra_repr(self) -> str:
+    def _layout_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"K={self.num_basis_functions}, base_activation={self.activation}, "

@@ -16,6 +16,8 @@ The weights are generated in blocks of about ``chunk_size`` edges into one resul
 and the backward recomputes each block's hidden layer, so the ``(edges, h)`` hidden
 activations never exist all at once: peak memory is the generated weights, their
 gradient and one block's hidden layer.
+:class:`Generated` is the coefficient family; ``MetaKANLinear`` / ``MetaKANConv*d`` are
+presets (``KANLinear``/``KANConv*d`` with ``coefficients=Generated(...)``).
 The forward then is ``KANLinear``'s / ``KANConv``'s (one GEMM or convolution over the
 same :func:`~lightning_kan.layers.expand_features` buffer).
 """
@@ -31,13 +33,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_kan.bases.base import _check_positive_int
+from lightning_kan.layers.coefficients import Coefficients, register_coefficients
 from lightning_kan.layers.expansion import needs_plain_autograd
-from lightning_kan.layers.kan_conv import _KANConvNd
+from lightning_kan.layers.kan_conv import KANConvNd
 from lightning_kan.layers.kan_linear import KANLinear
-from lightning_kan.layers.slim import _FixedCoefficientsMixin
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "Generated",
     "MetaKANConv1d",
     "MetaKANConv2d",
     "MetaKANConv3d",
@@ -165,75 +168,91 @@ class _BlockwiseGenerate(torch.autograd.Function):
         return None, None, None, *grads
 
 
-class _MetaCoefficientsMixin(_FixedCoefficientsMixin):
-    """Prompts + (shared) meta-learner in place of ``weight``/``base_weight``."""
+@register_coefficients("generated")
+class Generated(Coefficients):
+    """Coefficients generated from per-edge prompts by a (shareable) meta-learner.
 
-    coefficient_shape: tuple[int, ...]
-    activation: Any
-    bias: nn.Parameter | None
-    num_basis_functions: int
+    Registers ``prompts (O, I, *kernel, d_z)`` (``N(0, 1)`` init) and
+    ``meta_learner`` (``meta_learner`` if given, shared, else a new
+    ``MetaLearner(K [+ 1], embed_dim, hidden_dim)``) on the layer, and sets the layer's
+    ``chunk_size`` (edges per generation block) and ``weight_scale`` (``1/sqrt(fan_in)``).
+    ``spline_init_scale`` does not apply.
+    """
 
-    def _store_meta_options(
+    def __init__(
         self,
-        meta_learner: MetaLearner | None,
-        embed_dim: int,
-        hidden_dim: int,
-        chunk_size: int,
+        meta_learner: MetaLearner | None = None,
+        embed_dim: int = 1,
+        hidden_dim: int = 32,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> None:
-        # plain attributes, read by _build_coefficients during KANLayer's constructor
         _check_positive_int("chunk_size", chunk_size)
-        self._meta_options = (meta_learner, embed_dim, hidden_dim, chunk_size)
+        if meta_learner is not None and not isinstance(meta_learner, MetaLearner):
+            raise TypeError(
+                f"meta_learner must be a MetaLearner or None (build a new one), got "
+                f"{type(meta_learner).__name__}"
+            )
+        self.meta_learner = meta_learner
+        self.embed_dim, self.hidden_dim, self.chunk_size = embed_dim, hidden_dim, chunk_size
 
-    def _build_coefficients(self) -> None:
-        meta_learner, embed_dim, hidden_dim, self.chunk_size = self._meta_options
-        del self._meta_options
-        out_features, group_inputs, num_functions, *kernel = self.coefficient_shape
-        outputs = num_functions + (self.activation is not None)
+    def build(self, layer: nn.Module, shape: tuple[int, ...], base: bool) -> None:
+        out_features, group_inputs, num_functions, *kernel = shape
+        outputs = num_functions + base
+        meta_learner = self.meta_learner
         if meta_learner is None:
-            meta_learner = MetaLearner(outputs, embed_dim, hidden_dim)
+            meta_learner = MetaLearner(outputs, self.embed_dim, self.hidden_dim)
         elif meta_learner.out_features != outputs:
             raise ValueError(
                 f"the meta_learner outputs {meta_learner.out_features} numbers per edge but "
                 f"this layer needs {outputs} (K={num_functions} coefficients"
-                f"{' + 1 base weight' if self.activation is not None else ''}); build it "
-                f"as MetaLearner({outputs}, ...)"
+                f"{' + 1 base weight' if base else ''}); build it as MetaLearner({outputs}, ...)"
             )
-        self.meta_learner = meta_learner
-        self.prompts = nn.Parameter(
+        layer.meta_learner = meta_learner
+        layer.prompts = nn.Parameter(
             torch.empty(out_features, group_inputs, *kernel, meta_learner.embed_dim)
         )
-        self.weight_scale = 1.0 / math.sqrt(group_inputs * math.prod(kernel))
+        layer.chunk_size = self.chunk_size
+        layer.weight_scale = 1.0 / math.sqrt(group_inputs * math.prod(kernel))
 
-    def reset_parameters(self) -> None:
-        """Prompts ~ N(0, 1), bias 0; the (shared) meta-learner keeps its own init."""
-        nn.init.normal_(self.prompts)
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
+    def reset(self, layer: nn.Module, bound: float) -> None:
+        """Prompts ~ N(0, 1); the (shared) meta-learner keeps its own init."""
+        nn.init.normal_(layer.prompts)
 
-    def _coefficients(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        out = self.meta_learner.generate(self.prompts, self.chunk_size, self.weight_scale)
-        num_functions = self.num_basis_functions
+    def tensors(self, layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = layer.meta_learner.generate(layer.prompts, layer.chunk_size, layer.weight_scale)
+        num_functions = layer.num_basis_functions
         # (O, I, *kernel, K[+1]) -> weight (O, I, K, *kernel), base (O, I, *kernel)
         weight = out[..., :num_functions].movedim(out.dim() - 1, 2)  # legacy ONNX: no -1
-        base = out[..., num_functions] if self.activation is not None else None
+        base = out[..., num_functions] if layer.activation is not None else None
         return weight, base
 
-    @property
-    def weight(self) -> torch.Tensor:
-        """The generated coefficients ``(O, I, K, *kernel)`` (differentiable)."""
-        return self._coefficients()[0]
+    def packed_weight(self, layer: nn.Module) -> torch.Tensor:
+        """``[weight.view(O, I*K) | base_weight]`` of a linear layer, generated block by
+        block in that layout (no separate ``(O, I, K+1)`` tensor to rearrange)."""
+        num_functions = layer.num_basis_functions
+        num_values = layer.in_features * num_functions
+        base = layer.activation is not None
 
-    @property
-    def base_weight(self) -> torch.Tensor | None:
-        """The generated base weights ``(O, I, *kernel)``, or ``None`` without a base."""
-        return self._coefficients()[1] if self.activation is not None else None
+        def pack(out: torch.Tensor) -> torch.Tensor:  # (r, I, K[+1]) -> (r, I*K [+ I])
+            if not base:
+                return out.flatten(1)
+            values = out[..., :num_functions].reshape(out.shape[0], num_values)
+            return torch.cat([values, out[..., -1]], dim=-1)
 
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, embed_dim={self.prompts.shape[-1]}"
+        return layer.meta_learner.generate(
+            layer.prompts, layer.chunk_size, layer.weight_scale, pack
+        )
+
+    def extra_repr(self, layer: nn.Module) -> str:
+        return f"embed_dim={layer.prompts.shape[-1]}"
+
+    def __repr__(self) -> str:
+        return f"Generated(embed_dim={self.embed_dim}, hidden_dim={self.hidden_dim})"
 
 
-class MetaKANLinear(_MetaCoefficientsMixin, KANLinear):
-    """A ``KANLinear`` whose edges' K+1 weights come from a meta-learner and prompts.
+class MetaKANLinear(KANLinear):
+    """A ``KANLinear`` whose edges' K+1 weights come from a meta-learner and prompts
+    (a preset of ``KANLinear(coefficients=Generated(...))``).
 
     Args:
         in_features, out_features, basis, basis_kwargs, base_activation, bias, compiled:
@@ -258,24 +277,11 @@ class MetaKANLinear(_MetaCoefficientsMixin, KANLinear):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         **kan_linear_kwargs: Any,
     ) -> None:
-        self._store_meta_options(meta_learner, embed_dim, hidden_dim, chunk_size)
-        super().__init__(in_features, out_features, **kan_linear_kwargs)
-
-    def packed_weight(self) -> torch.Tensor:
-        """``[weight.view(O, I*K) | base_weight]``, generated block by block in that layout
-        (no separate ``(O, I, K+1)`` tensor to rearrange)."""
-        num_values = self.in_features * self.num_basis_functions
-
-        def pack(out: torch.Tensor) -> torch.Tensor:  # (r, I, K[+1]) -> (r, I*K [+ I])
-            if self.activation is None:
-                return out.flatten(1)
-            values = out[..., : self.num_basis_functions].reshape(out.shape[0], num_values)
-            return torch.cat([values, out[..., -1]], dim=-1)
-
-        return self.meta_learner.generate(self.prompts, self.chunk_size, self.weight_scale, pack)
+        generated = Generated(meta_learner, embed_dim, hidden_dim, chunk_size)
+        super().__init__(in_features, out_features, coefficients=generated, **kan_linear_kwargs)
 
 
-class _MetaKANConvNd(_MetaCoefficientsMixin, _KANConvNd):
+class _MetaKANConvNd(KANConvNd):
     """Shared implementation of ``MetaKANConv{1,2,3}d``: one prompt per (out, in, tap)."""
 
     def __init__(
@@ -289,8 +295,10 @@ class _MetaKANConvNd(_MetaCoefficientsMixin, _KANConvNd):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         **kan_conv_kwargs: Any,
     ) -> None:
-        self._store_meta_options(meta_learner, embed_dim, hidden_dim, chunk_size)
-        super().__init__(in_channels, out_channels, kernel_size, **kan_conv_kwargs)
+        generated = Generated(meta_learner, embed_dim, hidden_dim, chunk_size)
+        super().__init__(
+            in_channels, out_channels, kernel_size, coefficients=generated, **kan_conv_kwargs
+        )
 
 
 class MetaKANConv1d(_MetaKANConvNd):

@@ -1,4 +1,5 @@
-"""``SlimKANLinear`` / ``SlimKANConv*d``: KAN layers whose coefficients are Tucker factors.
+"""Slim KAN: the :class:`Tucker` coefficient family and its presets ``SlimKANLinear`` /
+``SlimKANConv*d`` (``KANLinear``/``KANConv*d`` with ``coefficients=Tucker(ranks)``).
 
     weight = G x_0 U1 x_1 U2 x_2 U3        G (r1, r2, r3), U1 (O, r1), U2 (I, r2), U3 (K, r3)
 
@@ -29,8 +30,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_kan.bases import Basis
-from lightning_kan.layers.expansion import expand_features
-from lightning_kan.layers.kan_conv import _CONV, _KANConvNd
+from lightning_kan.layers.activations import BaseActivation
+from lightning_kan.layers.coefficients import (
+    CONV,
+    Coefficients,
+    Dense,
+    register_coefficients,
+    reset_base_weight,
+)
+from lightning_kan.layers.kan_conv import KANConvNd
 from lightning_kan.layers.kan_linear import KANLinear
 from lightning_kan.layers.tucker import (
     check_ranks,
@@ -40,9 +48,17 @@ from lightning_kan.layers.tucker import (
     relative_error,
 )
 
-__all__ = ["SlimKANConv1d", "SlimKANConv2d", "SlimKANConv3d", "SlimKANLinear", "resolve_ranks"]
+__all__ = [
+    "SlimKANConv1d",
+    "SlimKANConv2d",
+    "SlimKANConv3d",
+    "SlimKANLinear",
+    "Tucker",
+    "resolve_ranks",
+]
 
 Ranks = int | Sequence[int]
+_CONTRACTIONS = ("auto", "kron", "sequential")
 _KRON_COLUMNS = 256  # "auto" contracts with U2 (x) U3 up to this many columns (or 2*O)
 
 
@@ -60,90 +76,138 @@ def resolve_ranks(shape: Sequence[int], ranks: Ranks) -> tuple[int, ...]:
     return check_ranks(shape, ranks)
 
 
-class _FixedCoefficientsMixin:
-    """Grid moves refit a dense ``weight``; layers whose ``weight`` is computed refuse them."""
+@register_coefficients("tucker")
+class Tucker(Coefficients):
+    """Tucker factors of the (out, in, basis) modes in place of a dense ``weight``.
 
-    def update_grid(self, *args: Any, **kwargs: Any) -> None:
-        raise NotImplementedError(
-            f"{type(self).__name__} computes its coefficients from other parameters, so "
-            "update_grid/refine_grid cannot refit them; move the grid on the dense KAN "
-            "before converting it (e.g. SlimKAN.from_dense) or train without grid updates"
-        )
-
-    refine_grid = update_grid
-
-
-class _TuckerCoefficientsMixin(_FixedCoefficientsMixin):
-    """Tucker factors of the (out, in, basis) modes in place of ``weight``.
-
-    ``core (r1, r2, r3, *kernel)`` keeps any kernel modes whole; ``factor_out (O, r1)``,
-    ``factor_in (I, r2)``, ``factor_basis (K, r3)``; ``base_weight`` stays dense.
+    Registers ``core (r1, r2, r3, *kernel)`` (kernel modes stay whole),
+    ``factor_out (O, r1)``, ``factor_in (I, r2)``, ``factor_basis (K, r3)`` and a dense
+    ``base_weight``; the layer gets ``ranks`` (resolved by :func:`resolve_ranks`) and
+    ``contraction`` (``"sequential"``, ``"kron"`` or ``"auto"``, see
+    :class:`SlimKANLinear`; settable on the layer afterwards). Convolutions need
+    ``groups=1``.
     """
 
-    coefficient_shape: tuple[int, ...]
-    activation: Any
-    bias: nn.Parameter | None
-    base_weight: nn.Parameter | None
+    stores = frozenset({"base_weight"})
 
-    def _build_coefficients(self) -> None:
-        out_features, group_inputs, num_functions, *kernel = self.coefficient_shape
-        self.ranks = resolve_ranks(self.coefficient_shape[:3], self._requested_ranks)
-        r1, r2, r3 = self.ranks
-        self.core = nn.Parameter(torch.empty(r1, r2, r3, *kernel))
-        self.factor_out = nn.Parameter(torch.empty(out_features, r1))
-        self.factor_in = nn.Parameter(torch.empty(group_inputs, r2))
-        self.factor_basis = nn.Parameter(torch.empty(num_functions, r3))
-        if self.activation is not None:
-            self.base_weight = nn.Parameter(torch.empty(out_features, group_inputs, *kernel))
-        else:
-            self.register_parameter("base_weight", None)
+    def __init__(self, ranks: Ranks = 4, contraction: str = "auto") -> None:
+        if contraction not in _CONTRACTIONS:
+            raise ValueError(f"contraction must be one of {_CONTRACTIONS}, got {contraction!r}")
+        self.ranks = ranks
+        self.contraction = contraction
 
-    def _reset_coefficients(self, bound: float) -> None:
-        for factor in self.factors:
+    def build(self, layer: nn.Module, shape: tuple[int, ...], base: bool) -> None:
+        groups = getattr(layer, "groups", 1)
+        if groups != 1:
+            raise ValueError(
+                f"groups={groups} is not supported by Slim KAN (Tucker) convolutions; use "
+                "groups=1 (or a dense KANConv for grouped convolutions)"
+            )
+        out_features, group_inputs, num_functions, *kernel = shape
+        layer.ranks = resolve_ranks(shape[:3], self.ranks)
+        layer.contraction = self.contraction
+        r1, r2, r3 = layer.ranks
+        layer.core = nn.Parameter(torch.empty(r1, r2, r3, *kernel))
+        layer.factor_out = nn.Parameter(torch.empty(out_features, r1))
+        layer.factor_in = nn.Parameter(torch.empty(group_inputs, r2))
+        layer.factor_basis = nn.Parameter(torch.empty(num_functions, r3))
+        Dense.build_base(layer, shape, base)
+
+    def reset(self, layer: nn.Module, bound: float) -> None:
+        for factor in factors(layer):
             nn.init.orthogonal_(factor)
         # orthonormal factors keep the Frobenius norm: match U(-bound, bound) on every entry
-        scale = math.sqrt(math.prod(self.coefficient_shape) / self.core.numel())
-        nn.init.uniform_(self.core, -bound * scale, bound * scale)
+        scale = math.sqrt(math.prod(layer.coefficient_shape) / layer.core.numel())
+        nn.init.uniform_(layer.core, -bound * scale, bound * scale)
+        reset_base_weight(layer)
 
-    @property
-    def factors(self) -> list[torch.Tensor]:
-        """``[U1 (O, r1), U2 (I, r2), U3 (K, r3)]``."""
-        return [self.factor_out, self.factor_in, self.factor_basis]
-
-    @property
-    def weight(self) -> torch.Tensor:
-        """The rebuilt coefficients ``(O, I, K, *kernel)`` (differentiable; not used by
-        the forward)."""
-        out = self.core
-        for mode, factor in enumerate(self.factors):
+    def tensors(self, layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The rebuilt ``(O, I, K, *kernel)`` tensor (differentiable; the forward
+        contracts the factors instead) and the dense base weight."""
+        out = layer.core
+        for mode, factor in enumerate(factors(layer)):
             out = mode_product(out, factor, mode)
-        return out
+        return out, layer.base_weight
 
-    def _coefficients(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return self.weight, self.base_weight
+    def linear(self, layer: nn.Module, features: torch.Tensor) -> torch.Tensor:
+        core = layer.core  # read once: a parametrisation (e.g. a LoTRA adapter) runs once
+        if features.dtype != core.dtype:
+            features = features.to(core.dtype)
+        r1, r2, r3 = layer.ranks
+        num_values = layer.in_features * layer.num_basis_functions
+        values = features[..., :num_values]  # (..., I*K), a strided view of the buffer
+        if _use_kron(layer):
+            # U2 (x) U3: (I*K, r2*r3), row i*K + k, column b*r3 + c; one GEMM on the view
+            hidden = F.linear(values, _kron(layer.factor_in, layer.factor_basis).T)
+            hidden = F.linear(hidden, core.reshape(r1, r2 * r3))  # (..., r1)
+        else:
+            hidden = values.unflatten(-1, (layer.in_features, -1)) @ layer.factor_basis
+            hidden = hidden.transpose(-1, -2) @ layer.factor_in  # (..., r3, r2)
+            core = core.permute(2, 1, 0).reshape(r3 * r2, r1)  # [c*r2 + b, a] = G[a, b, c]
+            hidden = hidden.flatten(-2) @ core  # (..., r1)
+        y = F.linear(hidden, layer.factor_out, layer.bias)  # (..., O)
+        if layer.base_weight is not None:
+            y = y + F.linear(features[..., num_values:], layer.base_weight)
+        return y
 
-    def num_spline_parameters(self) -> int:
-        """``r1*r2*r3*prod(kernel) + O*r1 + I*r2 + K*r3``."""
-        return sum(p.numel() for p in (self.core, *self.factors))
+    def convolve(
+        self, layer: nn.Module, features: torch.Tensor, options: dict[str, Any]
+    ) -> torch.Tensor:
+        conv = CONV[layer.ndim]
+        ones = (1,) * layer.ndim
+        core = layer.core  # read once: a parametrisation (e.g. a LoTRA adapter) runs once
+        dtype = features.dtype
+        r1 = layer.ranks[0]
+        num_values = layer.in_channels * layer.num_basis_functions
+        # spatial convolution with G x_1 U2 x_2 U3 (r1, C*K, *kernel): r1/O of the dense
+        # tensor, never the dense tensor itself; then a 1x1 convolution with U1
+        reduced = mode_product(mode_product(core, layer.factor_in, 1), layer.factor_basis, 2)
+        reduced = reduced.reshape(r1, num_values, *layer.kernel_size).to(dtype)
+        hidden = conv(features[:, :num_values], reduced, **options)
+        y = conv(hidden, layer.factor_out.reshape(-1, r1, *ones).to(dtype), layer.bias)
+        if layer.base_weight is not None:
+            y = y + conv(features[:, num_values:], layer.base_weight.to(dtype), **options)
+        return y
 
-    def _copy_dense(self, layer: nn.Module, hooi_iters: int) -> float:
-        """Fill the factors from ``layer``'s dense coefficients (HOSVD + ``hooi_iters``
-        HOOI sweeps on the first three modes; kernel modes stay in the core), copy its
-        base weight and bias; return the coefficients' relative Frobenius error."""
-        weight = layer.weight.detach()
-        core, factors = _partial_tucker(weight, self.ranks, hooi_iters)
-        with torch.no_grad():
-            self.core.copy_(core)
-            for target, factor in zip(self.factors, factors, strict=True):
-                target.copy_(factor)
-            if layer.base_weight is not None:
-                self.base_weight.copy_(layer.base_weight)
-            if layer.bias is not None:
-                self.bias.copy_(layer.bias)
-        return relative_error(weight, self.weight)
+    def extra_repr(self, layer: nn.Module) -> str:
+        return f"ranks={layer.ranks}"
 
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, ranks={self.ranks}"  # type: ignore[misc]
+    def __repr__(self) -> str:
+        return f"Tucker(ranks={self.ranks!r}, contraction={self.contraction!r})"
+
+
+def factors(layer: nn.Module) -> list[torch.Tensor]:
+    """A Tucker layer's ``[U1 (O, r1), U2 (I, r2), U3 (K, r3)]``."""
+    return [layer.factor_out, layer.factor_in, layer.factor_basis]
+
+
+def num_spline_parameters(layer: nn.Module) -> int:
+    """``r1*r2*r3*prod(kernel) + O*r1 + I*r2 + K*r3``: a Tucker layer's spline parameters."""
+    return sum(p.numel() for p in (layer.core, *factors(layer)))
+
+
+def _use_kron(layer: nn.Module) -> bool:
+    if layer.contraction != "auto":
+        return layer.contraction == "kron"
+    _, r2, r3 = layer.ranks
+    return r2 * r3 <= max(2 * layer.out_features, _KRON_COLUMNS)
+
+
+def _copy_dense(slim: nn.Module, layer: nn.Module, hooi_iters: int) -> float:
+    """Fill ``slim``'s factors from ``layer``'s dense coefficients (HOSVD + ``hooi_iters``
+    HOOI sweeps on the first three modes; kernel modes stay in the core), copy its base
+    weight and bias; return the coefficients' relative Frobenius error."""
+    weight = layer.weight.detach()
+    core, dense_factors = _partial_tucker(weight, slim.ranks, hooi_iters)
+    with torch.no_grad():
+        slim.core.copy_(core)
+        for target, factor in zip(factors(slim), dense_factors, strict=True):
+            target.copy_(factor)
+        if layer.base_weight is not None:
+            slim.base_weight.copy_(layer.base_weight)
+        if layer.bias is not None:
+            slim.bias.copy_(layer.bias)
+    return relative_error(weight, slim.weight)
 
 
 def _partial_tucker(
@@ -164,6 +228,15 @@ def _kron(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return outer.reshape(a.shape[0] * b.shape[0], a.shape[1] * b.shape[1])
 
 
+def _converted_activation(activation: BaseActivation | None) -> BaseActivation | None:
+    """The dense layer's base branch for its Slim copy: shared when stateless (the named
+    ones, so one compiled expansion serves both), copied when it has parameters (PReLU),
+    so the two layers train independently."""
+    if activation is None or activation.is_parameter_free:
+        return activation
+    return copy.deepcopy(activation)
+
+
 def _check_rank_source(ranks: Any, energy: float | None) -> None:
     if (ranks is None) == (energy is None):
         raise ValueError(
@@ -176,7 +249,7 @@ def _energy_ranks(weight: torch.Tensor, ranks: Any, energy: float | None) -> tup
     return resolve_ranks(weight.shape[:3], chosen)
 
 
-class SlimKANLinear(_TuckerCoefficientsMixin, KANLinear):
+class SlimKANLinear(KANLinear):
     """A KAN layer whose ``(O, I, K)`` coefficients are a Tucker tensor of ``ranks``.
 
     Args:
@@ -217,9 +290,6 @@ class SlimKANLinear(_TuckerCoefficientsMixin, KANLinear):
         spline_init_scale: float | None = None,
         compiled: bool = False,
     ) -> None:
-        self._requested_ranks = ranks  # read by _build_coefficients during super().__init__
-        #: "sequential", "kron" or "auto" (see the class docstring)
-        self.contraction = "auto"
         super().__init__(
             in_features,
             out_features,
@@ -229,36 +299,11 @@ class SlimKANLinear(_TuckerCoefficientsMixin, KANLinear):
             bias=bias,
             spline_init_scale=spline_init_scale,
             compiled=compiled,
+            coefficients=Tucker(ranks),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
-        core = self.core  # read once: a parametrisation (e.g. a LoTRA adapter) runs once
-        features = expand_features(x, self.basis, self.activation, self.compiled)
-        if features.dtype != core.dtype:
-            features = features.to(core.dtype)
-        r1, r2, r3 = self.ranks
-        num_values = self.in_features * self.num_basis_functions
-        values = features[..., :num_values]  # (..., I*K), a strided view of the buffer
-        if self._use_kron():
-            # U2 (x) U3: (I*K, r2*r3), row i*K + k, column b*r3 + c; one GEMM on the view
-            hidden = F.linear(values, _kron(self.factor_in, self.factor_basis).T)
-            hidden = F.linear(hidden, core.reshape(r1, r2 * r3))  # (..., r1)
-        else:
-            hidden = values.unflatten(-1, (self.in_features, -1)) @ self.factor_basis
-            hidden = hidden.transpose(-1, -2) @ self.factor_in  # (..., r3, r2)
-            core = core.permute(2, 1, 0).reshape(r3 * r2, r1)  # [c*r2 + b, a] = G[a, b, c]
-            hidden = hidden.flatten(-2) @ core  # (..., r1)
-        y = F.linear(hidden, self.factor_out, self.bias)  # (..., O)
-        if self.base_weight is not None:
-            y = y + F.linear(features[..., num_values:], self.base_weight)
-        return y
-
-    def _use_kron(self) -> bool:
-        if self.contraction != "auto":
-            return self.contraction == "kron"
-        _, r2, r3 = self.ranks
-        return r2 * r3 <= max(2 * self.out_features, _KRON_COLUMNS)
+    factors = property(factors, doc="``[U1 (O, r1), U2 (I, r2), U3 (K, r3)]``.")
+    num_spline_parameters = num_spline_parameters
 
     @classmethod
     def from_dense(
@@ -282,16 +327,16 @@ class SlimKANLinear(_TuckerCoefficientsMixin, KANLinear):
             layer.out_features,
             ranks=_energy_ranks(weight, ranks, energy),
             basis=copy.deepcopy(layer.basis),
-            base_activation=None if layer.activation is None else "identity",
+            base_activation=_converted_activation(layer.activation),
             bias=layer.bias is not None,
             compiled=layer.compiled,
         ).to(device=weight.device, dtype=weight.dtype)
-        slim.activation = layer.activation
-        return slim, slim._copy_dense(layer, hooi_iters)
+        return slim, _copy_dense(slim, layer, hooi_iters)
 
 
-class _SlimKANConvNd(_TuckerCoefficientsMixin, _KANConvNd):
-    """Shared implementation of ``SlimKANConv{1,2,3}d``."""
+class _SlimKANConvNd(KANConvNd):
+    """Shared implementation of ``SlimKANConv{1,2,3}d``: a ``KANConvNd`` preset with
+    :class:`Tucker` coefficients."""
 
     def __init__(
         self,
@@ -301,35 +346,17 @@ class _SlimKANConvNd(_TuckerCoefficientsMixin, _KANConvNd):
         ranks: Ranks = 4,
         **kan_conv_kwargs: Any,
     ) -> None:
-        self._requested_ranks = ranks  # read by _build_coefficients during super().__init__
-        if kan_conv_kwargs.get("groups", 1) != 1:
-            raise ValueError(
-                f"groups={kan_conv_kwargs['groups']} is not supported by Slim KAN "
-                "convolutions; use groups=1 (or a dense KANConv for grouped convolutions)"
-            )
-        super().__init__(in_channels, out_channels, kernel_size, **kan_conv_kwargs)
+        super().__init__(
+            in_channels, out_channels, kernel_size, coefficients=Tucker(ranks), **kan_conv_kwargs
+        )
 
-    def _convolve(self, features: torch.Tensor, options: dict[str, Any]) -> torch.Tensor:
-        conv = _CONV[self.ndim]
-        ones = (1,) * self.ndim
-        core = self.core  # read once: a parametrisation (e.g. a LoTRA adapter) runs once
-        dtype = features.dtype
-        r1 = self.ranks[0]
-        num_values = self.in_channels * self.num_basis_functions
-        # spatial convolution with G x_1 U2 x_2 U3 (r1, C*K, *kernel): r1/O of the dense
-        # tensor, never the dense tensor itself; then a 1x1 convolution with U1
-        reduced = mode_product(mode_product(core, self.factor_in, 1), self.factor_basis, 2)
-        reduced = reduced.reshape(r1, num_values, *self.kernel_size).to(dtype)
-        hidden = conv(features[:, :num_values], reduced, **options)
-        y = conv(hidden, self.factor_out.reshape(-1, r1, *ones).to(dtype), self.bias)
-        if self.base_weight is not None:
-            y = y + conv(features[:, num_values:], self.base_weight.to(dtype), **options)
-        return y
+    factors = property(factors, doc="``[U1 (O, r1), U2 (C, r2), U3 (K, r3)]``.")
+    num_spline_parameters = num_spline_parameters
 
     @classmethod
     def from_dense(
         cls,
-        layer: _KANConvNd,
+        layer: KANConvNd,
         ranks: Ranks | None = None,
         energy: float | None = None,
         hooi_iters: int = 0,
@@ -354,11 +381,10 @@ class _SlimKANConvNd(_TuckerCoefficientsMixin, _KANConvNd):
             bias=layer.bias is not None,
             padding_mode=layer.padding_mode,
             basis=copy.deepcopy(layer.basis),
-            base_activation=None if layer.activation is None else "identity",
+            base_activation=_converted_activation(layer.activation),
             compiled=layer.compiled,
         ).to(device=weight.device, dtype=weight.dtype)
-        slim.activation = layer.activation
-        return slim, slim._copy_dense(layer, hooi_iters)
+        return slim, _copy_dense(slim, layer, hooi_iters)
 
 
 class SlimKANConv1d(_SlimKANConvNd):

@@ -10,7 +10,8 @@ from torch import nn
 
 from lightning_kan.bases.base import _check_positive_int, is_finite_number
 from lightning_kan.layers import KANConv2d, KANLinear
-from lightning_kan.nets.kan import check_sizes
+from lightning_kan.layers.coefficients import Coefficients
+from lightning_kan.nets.kan import check_sizes, per_layer_coefficients
 from lightning_kan.utils import count_parameters
 
 __all__ = ["CONV_KAN_LAYOUTS", "ConvKAN"]
@@ -41,6 +42,9 @@ class ConvKAN(nn.Module):
         pool: ``"max"``, ``"avg"`` or ``None``; ``pool_every``: pooling period in blocks.
         head: ``"kan"`` (a ``KANLinear``) or ``"linear"``.
         dropout: dropout before the head.
+        coefficients, coefficients_kwargs: the coefficient family of the convolutions
+            and the KAN head (as :class:`~lightning_kan.nets.KAN`; a list has one entry
+            per block, then one for a KAN head). Tucker convolutions need ``groups=1``.
 
     Shapes: ``(N, in_channels, H, W) -> (N, num_classes)``.
     """
@@ -60,6 +64,8 @@ class ConvKAN(nn.Module):
         head: Literal["kan", "linear"] = "kan",
         dropout: float = 0.0,
         compiled: bool = False,
+        coefficients: str | Coefficients | Sequence[Coefficients] | None = "dense",
+        coefficients_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if in_channels is None or num_classes is None:
@@ -82,6 +88,9 @@ class ConvKAN(nn.Module):
             raise ValueError(f"pool_every must be a positive integer, got {pool_every!r}")
         if not is_finite_number(dropout) or not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        families = per_layer_coefficients(
+            coefficients, coefficients_kwargs, len(channels) + (head == "kan")
+        )
         self.pool = pool
         self.pool_every = pool_every
         self.blocks = nn.ModuleList()
@@ -91,29 +100,25 @@ class ConvKAN(nn.Module):
             "base_activation": base_activation,
             "compiled": compiled,
         }
-        for index, (fan_in, fan_out) in enumerate(
-            zip([in_channels, *channels], channels, strict=False)
-        ):
-            conv = self._make_conv(
-                index, fan_in, fan_out, kernel_size, {**options, "bias": norm is None}
+        fan_ins = [in_channels, *channels]
+        for fan_in, fan_out, family in zip(fan_ins, channels, families, strict=False):
+            conv = KANConv2d(
+                fan_in,
+                fan_out,
+                kernel_size,
+                padding="same",
+                bias=norm is None,
+                coefficients=family,
+                **options,
             )
             self.blocks.append(nn.Sequential(conv, _make_norm(norm, fan_out)))
         self.dropout = nn.Dropout(dropout)
         if head == "kan":
-            self.head: nn.Module = self._make_head(channels[-1], num_classes, options)
+            self.head: nn.Module = KANLinear(
+                channels[-1], num_classes, coefficients=families[-1], **options
+            )
         else:
             self.head = nn.Linear(channels[-1], num_classes)
-
-    def _make_conv(
-        self, index: int, fan_in: int, fan_out: int, kernel_size: int, options: dict[str, Any]
-    ) -> nn.Module:
-        """Convolution of block ``index``; subclasses (MetaConvKAN) override."""
-        del index
-        return KANConv2d(fan_in, fan_out, kernel_size, padding="same", **options)
-
-    def _make_head(self, fan_in: int, num_classes: int, options: dict[str, Any]) -> nn.Module:
-        """The KAN head (``head="kan"``); subclasses override."""
-        return KANLinear(fan_in, num_classes, **options)
 
     @classmethod
     def from_layout(cls, layout: str, **kwargs: Any) -> ConvKAN:

@@ -1,4 +1,9 @@
-"""``KAN``: a stack of ``KANLinear`` layers with grid maintenance and regularisation."""
+"""``KAN``: a stack of ``KANLinear`` layers with grid maintenance and regularisation.
+
+The coefficient family of the layers is a strategy (``coefficients="dense"``,
+``"tucker"``, ``"generated"``, an instance, or one per layer); ``SlimKAN`` and
+``MetaKAN`` are presets of it.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from lightning_kan.bases import Basis
 from lightning_kan.bases.base import _check_positive_int, is_finite_number
 from lightning_kan.layers import KANLinear
 from lightning_kan.layers.base import check_input_tensor
+from lightning_kan.layers.coefficients import Coefficients, build_coefficients
 from lightning_kan.utils import count_parameters
 
 __all__ = ["KAN"]
@@ -38,6 +44,11 @@ class KAN(nn.Module):
             hidden layer's input (between layers), or ``None``.
         spline_init_scale, compiled: see :class:`KANLinear`.
         in_features, out_features: input and output widths, if not in ``widths``.
+        coefficients: the layers' coefficient family: a registered name (``dense``,
+            ``tucker``, ``generated``, your own), a
+            :class:`~lightning_kan.layers.coefficients.Coefficients` instance (used by
+            every layer; it holds configuration only) or a list with one per layer.
+        coefficients_kwargs: options of a named family, e.g. ``{"ranks": 4}``.
 
     Shapes: ``x (..., widths[0]) -> (..., widths[-1])``.
     """
@@ -54,9 +65,12 @@ class KAN(nn.Module):
         compiled: bool = False,
         in_features: int | None = None,
         out_features: int | None = None,
+        coefficients: str | Coefficients | Sequence[Coefficients] | None = "dense",
+        coefficients_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         widths = resolve_widths(widths, in_features, out_features)
+        families = per_layer_coefficients(coefficients, coefficients_kwargs, len(widths) - 1)
         if isinstance(basis, Basis):
             raise TypeError(
                 "KAN builds one basis per layer: pass the basis by name (and basis_kwargs), "
@@ -74,21 +88,10 @@ class KAN(nn.Module):
             "compiled": compiled,
         }
         self.layers = nn.ModuleList(
-            self._make_layer(index, fan_in, fan_out, options)
-            for index, (fan_in, fan_out) in enumerate(itertools.pairwise(widths))
+            KANLinear(fan_in, fan_out, coefficients=family, **options)
+            for (fan_in, fan_out), family in zip(itertools.pairwise(widths), families, strict=True)
         )
         self.norms = nn.ModuleList(_make_norm(norm, width) for width in widths[1:-1])
-
-    def _make_layer(
-        self, index: int, fan_in: int, fan_out: int, options: dict[str, Any]
-    ) -> nn.Module:
-        """Layer ``index`` (``fan_in -> fan_out``); subclasses (SlimKAN, MetaKAN) override.
-
-        ``options``: the constructor's layer options (basis, basis_kwargs,
-        base_activation, bias, spline_init_scale, compiled).
-        """
-        del index
-        return KANLinear(fan_in, fan_out, **options)
 
     def _check_input(self, x: torch.Tensor) -> None:
         """A real floating-point tensor ``(..., widths[0])``, or a clear error."""
@@ -172,6 +175,24 @@ class KAN(nn.Module):
             neg_entropy = (probabilities * torch.log(probabilities + 1e-12)).sum()
             total = total + l1 * norm_l1 - entropy * neg_entropy
         return total
+
+
+def per_layer_coefficients(
+    coefficients: str | Coefficients | Sequence[Coefficients] | None,
+    kwargs: dict[str, Any] | None,
+    num_layers: int,
+) -> list[Coefficients]:
+    """One strategy per layer: a list is checked for length, anything else is built once
+    (:func:`~lightning_kan.layers.coefficients.build_coefficients`) and shared."""
+    if isinstance(coefficients, list | tuple):
+        if len(coefficients) != num_layers:
+            raise ValueError(
+                f"coefficients lists {len(coefficients)} entries but the network has "
+                f"{num_layers} layers; give one name or instance for all layers, or one "
+                "per layer"
+            )
+        return [build_coefficients(family, kwargs) for family in coefficients]
+    return [build_coefficients(coefficients, kwargs)] * num_layers
 
 
 def _check_penalty_weight(name: str, value: object) -> None:

@@ -28,13 +28,7 @@ from torch import nn
 from lightning_kan.bases import build_basis
 from lightning_kan.bases.base import _check_positive_int, basis_options, is_finite_number
 from lightning_kan.layers.activations import resolve_activation
-from lightning_kan.layers.meta import (
-    DEFAULT_CHUNK_SIZE,
-    MetaKANConv2d,
-    MetaKANLinear,
-    MetaLearner,
-    _MetaCoefficientsMixin,
-)
+from lightning_kan.layers.meta import DEFAULT_CHUNK_SIZE, Generated, MetaLearner
 from lightning_kan.nets.conv_kan import ConvKAN, ConvNorm
 from lightning_kan.nets.kan import KAN, Norm, check_sizes, resolve_widths
 
@@ -75,8 +69,8 @@ class _MetaNetMixin:
     lr_prompt: float | None
     lr_meta: float | None
 
-    def _setup_meta(
-        self,
+    @staticmethod
+    def _shared_generators(
         in_features: int,
         out_widths: Sequence[int],
         n_clusters: int,
@@ -86,17 +80,22 @@ class _MetaNetMixin:
         embed_dim: int,
         hidden_dim: int,
         chunk_size: int,
-    ) -> None:
-        """Before the parent constructor: cluster the layers and build their learners."""
-        # plain attributes, read by the layer factories during the parent constructor
-        self._cluster_labels = cluster_layers(out_widths, n_clusters)
+    ) -> tuple[list[int], list[MetaLearner], list[Generated]]:
+        """Cluster labels of the layers, one learner per cluster, and each layer's
+        :class:`Generated` strategy (sharing its cluster's learner)."""
+        labels = cluster_layers(out_widths, n_clusters)
         outputs = _num_outputs(basis, in_features, basis_kwargs, base_activation)
-        self._pending_learners = [
-            MetaLearner(outputs, embed_dim, hidden_dim) for _ in range(n_clusters)
-        ]
-        self._chunk_size = chunk_size
+        learners = [MetaLearner(outputs, embed_dim, hidden_dim) for _ in range(n_clusters)]
+        generators = [Generated(learners[label], chunk_size=chunk_size) for label in labels]
+        return labels, learners, generators
 
-    def _finish_meta(self, lr_prompt: float | None, lr_meta: float | None) -> None:
+    def _register_meta(
+        self,
+        labels: list[int],
+        learners: list[MetaLearner],
+        lr_prompt: float | None,
+        lr_meta: float | None,
+    ) -> None:
         """After the parent constructor: register the learners, keep the rates."""
         for name, rate in (("lr_prompt", lr_prompt), ("lr_meta", lr_meta)):
             if rate is not None and (not is_finite_number(rate) or rate <= 0):
@@ -104,15 +103,14 @@ class _MetaNetMixin:
                     f"{name} must be a finite learning rate > 0 or None (the optimizer's), "
                     f"got {rate!r}"
                 )
-        self.cluster_labels = self._cluster_labels
-        self.meta_learners = nn.ModuleList(self._pending_learners)
-        del self._cluster_labels, self._pending_learners
+        self.cluster_labels = labels
+        self.meta_learners = nn.ModuleList(learners)
         self.lr_prompt, self.lr_meta = lr_prompt, lr_meta
 
     def meta_layers(self) -> Iterator[nn.Module]:
         """The layers whose weights are generated (those with ``prompts``)."""
         for module in self.modules():  # type: ignore[attr-defined]
-            if isinstance(module, _MetaCoefficientsMixin):
+            if isinstance(module.__dict__.get("coefficients"), Generated):
                 yield module
 
     def param_groups(
@@ -197,7 +195,7 @@ class MetaKAN(_MetaNetMixin, KAN):
         out_features: int | None = None,
     ) -> None:
         all_widths = resolve_widths(widths, in_features, out_features)
-        self._setup_meta(
+        labels, learners, generators = self._shared_generators(
             all_widths[0],
             all_widths[1:],
             n_clusters,
@@ -216,20 +214,9 @@ class MetaKAN(_MetaNetMixin, KAN):
             bias=bias,
             norm=norm,
             compiled=compiled,
+            coefficients=generators,
         )
-        self._finish_meta(lr_prompt, lr_meta)
-
-    def _make_layer(
-        self, index: int, fan_in: int, fan_out: int, options: dict[str, Any]
-    ) -> nn.Module:
-        options = {k: v for k, v in options.items() if k != "spline_init_scale"}
-        return MetaKANLinear(
-            fan_in,
-            fan_out,
-            meta_learner=self._pending_learners[self._cluster_labels[index]],
-            chunk_size=self._chunk_size,
-            **options,
-        )
+        self._register_meta(labels, learners, lr_prompt, lr_meta)
 
 
 class MetaConvKAN(_MetaNetMixin, ConvKAN):
@@ -275,7 +262,7 @@ class MetaConvKAN(_MetaNetMixin, ConvKAN):
         _check_positive_int("in_channels", in_channels)
         channels = check_sizes("channels", channels, "(16, 32)")
         out_widths = [*channels, num_classes] if head == "kan" else channels
-        self._setup_meta(
+        labels, learners, generators = self._shared_generators(
             in_channels,
             out_widths,
             n_clusters,
@@ -300,28 +287,6 @@ class MetaConvKAN(_MetaNetMixin, ConvKAN):
             head=head,  # type: ignore[arg-type]
             dropout=dropout,
             compiled=compiled,
+            coefficients=generators,
         )
-        self._finish_meta(lr_prompt, lr_meta)
-
-    def _make_conv(
-        self, index: int, fan_in: int, fan_out: int, kernel_size: int, options: dict[str, Any]
-    ) -> nn.Module:
-        return MetaKANConv2d(
-            fan_in,
-            fan_out,
-            kernel_size,
-            meta_learner=self._pending_learners[self._cluster_labels[index]],
-            chunk_size=self._chunk_size,
-            padding="same",
-            **options,
-        )
-
-    def _make_head(self, fan_in: int, num_classes: int, options: dict[str, Any]) -> nn.Module:
-        return MetaKANLinear(
-            fan_in,
-            num_classes,
-            meta_learner=self._pending_learners[self._cluster_labels[-1]],
-            chunk_size=self._chunk_size,
-            bias=True,
-            **options,
-        )
+        self._register_meta(labels, learners, lr_prompt, lr_meta)

@@ -1,4 +1,5 @@
-"""``SlimKAN`` / ``SlimConvKAN``: KAN / ConvKAN with Tucker-factored coefficients."""
+"""``SlimKAN`` / ``SlimConvKAN``: presets of KAN / ConvKAN with
+:class:`~lightning_kan.layers.slim.Tucker` coefficients."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from lightning_kan.layers.slim import SlimKANConv2d, SlimKANLinear
+from lightning_kan.layers.slim import SlimKANLinear, Tucker
 from lightning_kan.nets.conv_kan import ConvKAN, ConvNorm
-from lightning_kan.nets.kan import KAN, Norm
+from lightning_kan.nets.kan import KAN, Norm, resolve_widths
 
 __all__ = ["SlimConvKAN", "SlimKAN"]
 
@@ -48,7 +49,8 @@ class SlimKAN(KAN):
         in_features: int | None = None,
         out_features: int | None = None,
     ) -> None:
-        self._ranks_option = ranks  # plain attribute, read by _make_layer in KAN.__init__
+        widths = resolve_widths(widths, in_features, out_features)
+        num_layers = len(widths) - 1
         super().__init__(
             widths,
             basis=basis,
@@ -58,18 +60,10 @@ class SlimKAN(KAN):
             norm=norm,
             spline_init_scale=spline_init_scale,
             compiled=compiled,
-            in_features=in_features,
-            out_features=out_features,
+            coefficients=[Tucker(_layer_ranks(ranks, i, num_layers)) for i in range(num_layers)],
         )
-        del self._ranks_option
         #: relative Frobenius error of each layer's coefficients after from_dense
         self.compression_errors: list[float] | None = None
-
-    def _make_layer(
-        self, index: int, fan_in: int, fan_out: int, options: dict[str, Any]
-    ) -> nn.Module:
-        ranks = _layer_ranks(self._ranks_option, index, len(self.widths) - 1)
-        return SlimKANLinear(fan_in, fan_out, ranks=ranks, **options)
 
     @property
     def ranks(self) -> list[tuple[int, ...]]:
@@ -161,7 +155,6 @@ class SlimConvKAN(ConvKAN):
         dropout: float = 0.0,
         compiled: bool = False,
     ) -> None:
-        self._ranks_option = ranks  # plain attribute, read by the layer factories
         super().__init__(
             in_channels,
             num_classes,
@@ -176,15 +169,5 @@ class SlimConvKAN(ConvKAN):
             head=head,  # type: ignore[arg-type]
             dropout=dropout,
             compiled=compiled,
+            coefficients=Tucker(_layer_ranks(ranks, 0, 1)),
         )
-        del self._ranks_option
-
-    def _make_conv(
-        self, index: int, fan_in: int, fan_out: int, kernel_size: int, options: dict[str, Any]
-    ) -> nn.Module:
-        ranks = _layer_ranks(self._ranks_option, index, 1)
-        return SlimKANConv2d(fan_in, fan_out, kernel_size, ranks=ranks, padding="same", **options)
-
-    def _make_head(self, fan_in: int, num_classes: int, options: dict[str, Any]) -> nn.Module:
-        ranks = _layer_ranks(self._ranks_option, 0, 1)
-        return SlimKANLinear(fan_in, num_classes, ranks=ranks, **options)
