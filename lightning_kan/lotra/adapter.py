@@ -18,15 +18,20 @@ KAN layers from other libraries (pass ``parameter_name``, e.g. efficient-kan's
 from __future__ import annotations
 
 import math
-import operator
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from lightning_kan.layers.tucker import mode_product
-from lightning_kan.lotra.targets import compile_pattern
+from lightning_kan.lotra.ranks import (
+    COMPONENTS,
+    RankSpec,
+    check_ranks,
+    is_int,
+    ranks_for_module,
+    resolve_ranks,
+)
 
 __all__ = [
     "COMPONENTS",
@@ -39,133 +44,12 @@ __all__ = [
     "resolve_ranks",
 ]
 
-#: adapter components, in the order their parameter groups are built
-COMPONENTS = ("core", "out", "in", "basis", "kernel")
-
-
-RankSpec = int | Sequence[int] | Mapping[str, int | Sequence[int]]
-
 
 def folded_shape(shape: Sequence[int]) -> tuple[int, ...]:
     """The adapter's modes: ``(O, I, K)``, or ``(O, I, K, T)`` with the kernel taps
     ``T = prod(kernel)`` of a convolution folded into one fourth mode."""
     shape = tuple(int(n) for n in shape)
     return (*shape[:3], math.prod(shape[3:])) if len(shape) > 3 else shape
-
-
-_RANKS_FORMS = (
-    "an int (one rank for the out, in and basis modes), a list with one int per mode such "
-    "as [4, 2, 4] (3 modes, or 4 for a convolution's kernel mode), or a dict from module-name "
-    'regexes to either, e.g. {"net\\.layers\\.0": [4, 2, 4], ".*": 4}'
-)
-
-
-def _rank_entry(entry: Any, argument: str) -> int | tuple[int, ...]:
-    """``entry`` as an int or a tuple of ints; ``ValueError`` naming ``argument`` if neither.
-
-    Bools and non-integral numbers are refused (``int(2.5)`` would silently give 2).
-    """
-    if _is_int(entry):
-        return operator.index(entry)
-    if isinstance(entry, Sequence) and not isinstance(entry, str | bytes) and entry:
-        bad = [r for r in entry if not _is_int(r)]
-        if not bad:
-            return tuple(operator.index(r) for r in entry)
-        detail = f"its entry {bad[0]!r} ({type(bad[0]).__name__}) is not an int"
-    else:
-        detail = f"got a {type(entry).__name__}"
-    raise ValueError(
-        f"LoTRA {argument}={entry!r} is not a valid rank specification ({detail}): expected "
-        f"{_RANKS_FORMS}. Pass whole numbers, e.g. {argument}=4 or {argument}=[4, 2, 4]"
-    )
-
-
-def _is_int(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    try:
-        operator.index(value)
-    except TypeError:
-        return False
-    return True
-
-
-def check_ranks(ranks: RankSpec) -> None:
-    """Check the form of ``ranks`` (no model needed): ``ValueError`` naming the bad part.
-
-    Every rank must be a positive int; dict keys must be valid regexes. Whether a rank
-    fits its mode is checked per tensor by :func:`resolve_ranks`.
-    """
-    if not isinstance(ranks, Mapping):
-        entries = {"ranks": _rank_entry(ranks, "ranks")}
-    elif not ranks:
-        raise ValueError(
-            f"LoTRA ranks={{}} is an empty dict: expected {_RANKS_FORMS}. Add a pattern, e.g. "
-            '{".*": 4} for every module'
-        )
-    else:
-        entries = {}
-        for pattern, entry in ranks.items():
-            compile_pattern(pattern, "ranks key")
-            entries[f"ranks[{pattern!r}]"] = _rank_entry(entry, f"ranks[{pattern!r}]")
-    for argument, entry in entries.items():
-        values = (entry,) if isinstance(entry, int) else entry
-        if any(r < 1 for r in values):
-            raise ValueError(
-                f"LoTRA {argument}={entry!r} holds a rank below 1: every rank must be a "
-                "positive int (rank 1 is the smallest update). Raise it to 1 or more, or "
-                "exclude the module with exclude_modules"
-            )
-
-
-def ranks_for_module(ranks: RankSpec, module_name: str) -> int | Sequence[int]:
-    """The rank entry for one module: ``ranks`` itself, or the first matching dict entry.
-
-    A dict maps regexes (full match on the qualified module name) to ranks, e.g.
-    ``{"net.layers.0": [4, 2, 4], ".*": 4}``; the first match wins.
-    """
-    if not isinstance(ranks, Mapping):
-        return ranks
-    for pattern, entry in ranks.items():
-        if compile_pattern(pattern, "ranks key").fullmatch(module_name):
-            return entry
-    raise ValueError(
-        f"LoTRA ranks={dict(ranks)!r} has no entry for module {module_name!r}; add a pattern "
-        'that matches it (".*" matches every module) or exclude it'
-    )
-
-
-def resolve_ranks(ranks: RankSpec, mode_sizes: Sequence[int], where: str) -> tuple[int, ...]:
-    """Per-mode ranks for a tensor whose (folded) modes have ``mode_sizes``.
-
-    ``ranks`` is an int (same rank for out, in and basis; a kernel mode stays full) or one
-    rank per mode (3, or 4 for convolutions). A rank larger than its mode is an error,
-    never clipped silently: the caller asked for something the tensor cannot hold.
-    """
-    sizes = tuple(mode_sizes)
-    entry = _rank_entry(ranks, "ranks")
-    if isinstance(entry, int):
-        resolved = (entry, entry, entry, *sizes[3:])
-    else:
-        resolved = entry
-        if len(resolved) == 3 and len(sizes) == 4:
-            resolved = (*resolved, sizes[3])
-    if len(resolved) != len(sizes):
-        modes = COMPONENTS[1 : 1 + len(sizes)]
-        raise ValueError(
-            f"LoTRA ranks={ranks!r} for {where}: expected an int or {len(sizes)} ranks, one "
-            f"for each of its modes {modes} of sizes {sizes}, but got {len(resolved)}. Give "
-            f"{len(sizes)} ranks, e.g. {list(min(4, n) for n in sizes)}, or an int"
-        )
-    for component, rank, size in zip(COMPONENTS[1:], resolved, sizes, strict=False):
-        if not 1 <= rank <= size:
-            fix = "Raise it to 1 or more" if rank < 1 else "Lower the rank"
-            raise ValueError(
-                f"LoTRA rank {rank} for the {component!r} mode of {where} is out of range: "
-                f"that mode has size {size}, so the rank must be in 1..{size}. {fix}, give "
-                "ranks per module ({pattern: ranks}), or exclude the module"
-            )
-    return resolved
 
 
 class TuckerDelta(nn.Module):
@@ -182,7 +66,7 @@ class TuckerDelta(nn.Module):
 
     def __init__(self, shape: Sequence[int], ranks: Sequence[int]) -> None:
         super().__init__()
-        if len(shape) < 3 or not all(_is_int(n) and n >= 1 for n in shape):
+        if len(shape) < 3 or not all(is_int(n) and n >= 1 for n in shape):
             raise ValueError(
                 f"TuckerDelta shape={tuple(shape)!r} is not a coefficient tensor's shape: "
                 "expected 3 or more positive ints (out, in, basis, *kernel)"

@@ -1,10 +1,12 @@
 """Adapter files and checkpoints.
 
 **Adapter files**: :func:`save_adapter` writes a folder with ``adapter_config.json``
-(format, name, every adapted tensor's module, shape and ranks, the modules trained fully,
-the SHA-256 of ``adapter.pt`` and the base model's fingerprint, see
-:mod:`lightning_kan.lotra.fingerprint`) and ``adapter.pt`` (the core and factors, plus the
-fully trained modules' weights), a few kilobytes to megabytes. Each file is written
+(the resolved :class:`~lightning_kan.lotra.AdapterConfig`: format, name, ranks per
+adapted module, ``target_modules``, ``parameter_name``, the modules trained fully; then
+every adapted tensor's module, shape and ranks, the SHA-256 of ``adapter.pt`` and the
+base model's fingerprint, see :mod:`lightning_kan.lotra.fingerprint`) and ``adapter.pt``
+(the core and factors, plus the fully trained modules' weights), a few kilobytes to
+megabytes. Each file is written
 atomically (:mod:`lightning_kan.atomic`), the weights first, so a kill leaves either the
 old pair, or new weights that the old config's SHA-256 rejects. :func:`load_adapter`
 checks the whole folder, then puts it into the pretrained model it was trained on,
@@ -20,10 +22,10 @@ with or without LoTRA (``MyModule.load_from_checkpoint(path)``), and keeps the f
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,17 +34,12 @@ import torch
 from torch import nn
 
 from lightning_kan.atomic import atomic_write_bytes, atomic_write_text, remove_stale_partials
+from lightning_kan.lotra.config import AdapterConfig, check_adapter_name
 from lightning_kan.lotra.fingerprint import base_fingerprint
-from lightning_kan.lotra.model import (
-    adapted_tensors,
-    add_adapter,
-    check_adapter_name,
-    set_active_adapter,
-)
+from lightning_kan.lotra.model import adapted_tensors, add_adapter, set_active_adapter
 from lightning_kan.lotra.reading import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
-    FORMAT,
     check_base,
     check_fits,
     folder_path,
@@ -139,10 +136,8 @@ def save_adapter(
     torch.save(weights, buffer)
     data = buffer.getvalue()
     config = {
-        "format": FORMAT,
-        "name": name,
+        **AdapterConfig.resolved(name, tensors, modules_to_save).to_json(),
         "tensors": tensors,
-        "modules_to_save": modules_to_save,
         "trainable_parameters": sum(v.numel() for v in weights.values()),
         "weights_sha256": hashlib.sha256(data).hexdigest(),
         "base_fingerprint": base_fingerprint(
@@ -172,26 +167,20 @@ def load_adapter(
     """
     check_model(model)
     directory = folder_path(directory, "load_adapter")
-    config = read_config(directory)
+    adapter_config, config = read_config(directory)
     weights = read_weights(directory, config)
-    name = config["name"] if name is None else name
-    check_adapter_name(name, "name")
+    if name is not None:
+        check_adapter_name(name, "name")
+        adapter_config = dataclasses.replace(adapter_config, name=name)
+    name = adapter_config.name
     plans = check_fits(model, directory, config, weights, name)
     check_base(model, directory, config, allow_different_base)
-    for entry, _ in plans:
-        add_adapter(
-            model,
-            name,
-            entry["ranks"],
-            target_modules=re.escape(entry["module"]),
-            parameter_name=entry["parameter"],
-            activate=False,
-        )
+    add_adapter(model, config=adapter_config, activate=False)
     for entry, key in plans:
         module = model.get_submodule(entry["module"])
         delta = module.parametrizations[entry["parameter"]][0].adapters[name]
         delta.load_state_dict(weights_under(weights, f"{key}."))
-    for module_name in config["modules_to_save"]:
+    for module_name in adapter_config.modules_to_save:
         state = weights_under(weights, f"modules_to_save.{module_name}.")
         model.get_submodule(module_name).load_state_dict(state)
     if activate:

@@ -14,15 +14,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from lightning_kan.lotra.adapter import (
-    RankSpec,
-    TuckerAdapters,
-    TuckerDelta,
-    check_ranks,
-    folded_shape,
-    ranks_for_module,
-    resolve_ranks,
-)
+from lightning_kan.lotra.adapter import TuckerAdapters, TuckerDelta, folded_shape
+from lightning_kan.lotra.config import AdapterConfig, check_adapter_name
+from lightning_kan.lotra.ranks import RankSpec, resolve_module_ranks
 from lightning_kan.lotra.targets import ModuleSelector, check_model, find_target_modules
 from lightning_kan.utils import count_parameters
 
@@ -78,15 +72,6 @@ def adapted_tensors(model: nn.Module) -> list[AdaptedTensor]:
     return found
 
 
-def check_adapter_name(name: object, argument: str) -> None:
-    """``ValueError`` unless ``name`` can name an adapter (a submodule key: no dots)."""
-    if not isinstance(name, str) or not name or "." in name:
-        raise ValueError(
-            f"LoTRA {argument}={name!r} cannot name an adapter: expected a non-empty string "
-            "without dots (it becomes a submodule name), e.g. 'default' or 'task_b'"
-        )
-
-
 def _adapters_named(model: nn.Module, name: str) -> list[AdaptedTensor]:
     tensors = [t for t in adapted_tensors(model) if name in t.adapters.adapters]
     if not tensors:
@@ -103,54 +88,78 @@ def add_adapter(
     exclude_modules: ModuleSelector = None,
     parameter_name: str = "weight",
     activate: bool = True,
+    *,
+    clip_ranks: bool = False,
+    config: AdapterConfig | None = None,
 ) -> list[AdaptedTensor]:
     """Add a zero-initialised Tucker adapter called ``name`` to every selected module.
 
-    ``ranks``: an int, one rank per mode, or ``{module regex: ranks}`` (first match wins).
+    The adapter is described by ``config`` (an :class:`~lightning_kan.lotra.AdapterConfig`,
+    whose ``modules_to_save`` this function leaves alone) or by the separate arguments,
+    not both. ``ranks``: an int, one rank per mode, or ``{module regex: ranks}`` (first
+    match wins); ``clip_ranks`` clips ranks larger than their mode instead of raising.
 
     The pretrained tensor is frozen (``requires_grad=False``); the adapter's core and
     factors are trainable. Adding a second name to an adapted model stacks it beside the
     first (switch with :func:`set_active_adapter`). The new adapter lives on the
-    pretrained tensor's device and dtype. Returns the adapted tensors.
+    pretrained tensor's device and dtype. Every rank is checked before the model is
+    touched, so an error leaves it unchanged. Returns the adapted tensors.
     """
-    check_adapter_name(name, "name")
-    check_ranks(ranks)
-    targets = find_target_modules(model, target_modules, exclude_modules, parameter_name)
-    # validate every rank before touching the model, so an error leaves it unchanged
-    plans = []
+    separate = (name, ranks, target_modules, exclude_modules, parameter_name, clip_ranks)
+    if config is None:
+        config = AdapterConfig(
+            name=name,
+            ranks=ranks,
+            target_modules=target_modules,
+            exclude_modules=exclude_modules,
+            parameter_name=parameter_name,
+            clip_ranks=clip_ranks,
+        )
+    elif not isinstance(config, AdapterConfig) or separate != _ADD_ADAPTER_DEFAULTS:
+        raise ValueError(
+            f"add_adapter config={config!r} must be an AdapterConfig given alone: pass either "
+            "config=AdapterConfig(...) or name, ranks, target_modules, exclude_modules, "
+            "parameter_name and clip_ranks, not both"
+        )
+    parameter_name = config.parameter_name
+    targets = find_target_modules(
+        model, config.target_modules, config.exclude_modules, parameter_name
+    )
+    pretrained = {}
     for module_name, module in targets.items():
         is_adapted = parametrize.is_parametrized(module, parameter_name)
-        pretrained = (
+        if is_adapted and config.name in module.parametrizations[parameter_name][0].adapters:
+            raise ValueError(
+                f"{module_name!r} already has an adapter named {config.name!r}; pick another "
+                "name (add_adapter's name, load_adapter's name, LoTRA's adapter_name), or "
+                "build the model afresh"
+            )
+        pretrained[module_name] = (
             module.parametrizations[parameter_name].original
             if is_adapted
             else getattr(module, parameter_name)
         )
-        if is_adapted and name in module.parametrizations[parameter_name][0].adapters:
-            raise ValueError(
-                f"{module_name!r} already has an adapter named {name!r}; pick another name "
-                "(add_adapter's name, load_adapter's name, LoTRA's adapter_name), or build "
-                "the model afresh"
-            )
-        shape = tuple(pretrained.shape)
-        where = f"{module_name or 'the model'}.{parameter_name} of shape {shape}"
-        plans.append(
-            (
-                module,
-                is_adapted,
-                pretrained,
-                resolve_ranks(ranks_for_module(ranks, module_name), folded_shape(shape), where),
-            )
-        )
-    for module, is_adapted, pretrained, layer_ranks in plans:
-        if not is_adapted:
+    shapes = {n: tuple(p.shape) for n, p in pretrained.items()}
+    layer_ranks = resolve_module_ranks(
+        config.ranks,
+        {n: folded_shape(shape) for n, shape in shapes.items()},
+        {n: f"{n or 'the model'}.{parameter_name} of shape {s}" for n, s in shapes.items()},
+        config.clip_ranks,
+    )
+    for module_name, module in targets.items():
+        if not parametrize.is_parametrized(module, parameter_name):
             parametrize.register_parametrization(module, parameter_name, TuckerAdapters())
+        tensor = pretrained[module_name]
+        delta = TuckerDelta(tensor.shape, layer_ranks[module_name])
         adapters = module.parametrizations[parameter_name][0]
-        delta = TuckerDelta(pretrained.shape, layer_ranks)
-        adapters.adapters[name] = delta.to(device=pretrained.device, dtype=pretrained.dtype)
-        pretrained.requires_grad_(False)
+        adapters.adapters[config.name] = delta.to(device=tensor.device, dtype=tensor.dtype)
+        tensor.requires_grad_(False)
     if activate:
-        set_active_adapter(model, name)
-    return _adapters_named(model, name)
+        set_active_adapter(model, config.name)
+    return _adapters_named(model, config.name)
+
+
+_ADD_ADAPTER_DEFAULTS = ("default", 4, None, None, "weight", False)
 
 
 def set_active_adapter(model: nn.Module, name: str | None) -> None:

@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from lightning_kan.lotra.adapter import TuckerAdapters, folded_shape, resolve_ranks
+from lightning_kan.lotra.config import FORMAT, AdapterConfig
 from lightning_kan.lotra.fingerprint import (
     FINGERPRINT_ALGORITHM,
     base_fingerprint,
@@ -40,7 +41,6 @@ __all__ = [
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter.pt"
-FORMAT = "lightning_kan.lotra/1"
 RESAVE = (
     "Save the adapter again with save_adapter (or the LoTRA callback's export_dir); both "
     "files are written atomically, so a new save is complete or absent"
@@ -66,8 +66,9 @@ def _bad_file(path: Path, problem: str) -> ValueError:
     return ValueError(f"{path} is not a usable LoTRA adapter file: {problem}. {RESAVE}")
 
 
-def read_config(directory: Path) -> dict[str, Any]:
-    """The parsed, schema-checked ``adapter_config.json`` of ``directory``."""
+def read_config(directory: Path) -> tuple[AdapterConfig, dict[str, Any]]:
+    """The checked config of ``directory``'s ``adapter_config.json`` and the parsed file
+    (its ``tensors``, hashes and fingerprint), any format :class:`AdapterConfig` reads."""
     if not directory.exists():
         raise FileNotFoundError(
             f"no LoTRA adapter at {str(directory)!r}: the folder does not exist; pass the "
@@ -86,44 +87,13 @@ def read_config(directory: Path) -> dict[str, Any]:
             "folder that save_adapter (or the LoTRA callback's export_dir) wrote"
         )
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise _bad_file(path, f"it is not complete JSON ({error})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        found = config.get("format") if isinstance(config, dict) else type(config).__name__
-        raise _bad_file(path, f"its format is {found!r}, expected {FORMAT!r}")
-    problems = _schema_problems(config)
-    if problems:
-        raise _bad_file(path, f"it lacks or garbles {', '.join(problems)}")
-    return config
-
-
-def _schema_problems(config: dict[str, Any]) -> list[str]:
-    """The config entries that are missing or of the wrong kind, described."""
-    tensors, saved = config.get("tensors"), config.get("modules_to_save")
-    problems = []
-    if not isinstance(config.get("name"), str):
-        problems.append("'name' (a string)")
-    if not isinstance(tensors, dict) or not tensors:
-        problems.append("'tensors' (a non-empty object)")
-    if not isinstance(saved, list) or not all(isinstance(n, str) for n in saved):
-        problems.append("'modules_to_save' (a list of module names)")
-    for key, entry in tensors.items() if isinstance(tensors, dict) else ():
-        if not (
-            isinstance(entry, dict)
-            and isinstance(entry.get("module"), str)
-            and isinstance(entry.get("parameter"), str)
-            and _int_list(entry.get("shape"))
-            and _int_list(entry.get("ranks"))
-        ):
-            problems.append(f"tensors[{key!r}] (module, parameter, shape and ranks)")
-    return problems
-
-
-def _int_list(value: Any) -> bool:
-    return isinstance(value, list) and all(
-        isinstance(n, int) and not isinstance(n, bool) for n in value
-    )
+    try:
+        return AdapterConfig.from_json(data), data
+    except ValueError as error:
+        raise _bad_file(path, str(error)) from None
 
 
 def read_weights(directory: Path, config: dict[str, Any]) -> dict[str, torch.Tensor]:

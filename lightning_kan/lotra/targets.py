@@ -1,4 +1,8 @@
-"""Which modules of a model LoTRA adapts, chosen by name pattern or type, with exclusions."""
+"""The one module selector of LoTRA: which modules an option names, by pattern or type.
+
+Every LoTRA option that names modules (``target_modules``, ``exclude_modules``,
+``modules_to_save``, the keys of a ``ranks`` dict) goes through :func:`matches`.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,13 @@ from torch import nn
 __all__ = [
     "ModuleSelector",
     "check_model",
+    "check_parameter_name",
     "check_selector",
     "compile_pattern",
+    "exact_selector",
     "find_target_modules",
     "matches",
+    "outermost_matches",
 ]
 
 #: a regex (full match on the qualified name), or a list (or set) of names (exact or
@@ -77,8 +84,12 @@ def check_selector(selector: ModuleSelector, argument: str) -> None:
         )
 
 
-def matches(name: str, module: nn.Module, selector: ModuleSelector) -> bool:
-    """Whether the module called ``name`` is selected (``None`` selects nothing)."""
+def matches(name: str, module: nn.Module | None, selector: ModuleSelector) -> bool:
+    """Whether the module called ``name`` is selected (``None`` selects nothing).
+
+    A string is a regex that must match the whole qualified name; a list (or set) entry
+    is a name, its dotted suffix, or a class (``module=None``: no class matches).
+    """
     if selector is None:
         return False
     if isinstance(selector, str):
@@ -86,10 +97,42 @@ def matches(name: str, module: nn.Module, selector: ModuleSelector) -> bool:
     return any(_entry_matches(name, module, entry) for entry in selector)
 
 
-def _entry_matches(name: str, module: nn.Module, entry: str | type) -> bool:
+def _entry_matches(name: str, module: nn.Module | None, entry: str | type) -> bool:
     if isinstance(entry, type):
         return isinstance(module, entry)
     return name == entry or name.endswith("." + entry)
+
+
+def exact_selector(names: Sequence[str]) -> str:
+    """A regex selecting exactly the qualified ``names`` (no suffix matches)."""
+    return "|".join(re.escape(name) for name in names)
+
+
+def outermost_matches(model: nn.Module, selector: ModuleSelector, argument: str) -> list[str]:
+    """Qualified names of the modules ``selector`` picks, outermost only (a match inside
+    another is part of it); ``ValueError`` naming ``argument`` when it picks none."""
+    if selector is None:
+        return []
+    names: list[str] = []
+    for name, module in model.named_modules():
+        if matches(name, module, selector) and not any(
+            name.startswith(f"{outer}.") for outer in names
+        ):
+            names.append(name)
+    if not names:
+        raise ValueError(
+            f"LoTRA {argument}={selector!r} matches no module of {type(model).__name__}"
+        )
+    return names
+
+
+def check_parameter_name(parameter_name: object) -> None:
+    """``ValueError`` unless ``parameter_name`` can name a coefficient parameter."""
+    if not isinstance(parameter_name, str) or not parameter_name:
+        raise ValueError(
+            f"LoTRA parameter_name must be the coefficient parameter's attribute name, a "
+            f"non-empty string such as 'weight', got {parameter_name!r}"
+        )
 
 
 def _check_every_entry_matches(model: nn.Module, selector: ModuleSelector, argument: str) -> None:
@@ -149,11 +192,7 @@ def find_target_modules(
     check_model(model)
     check_selector(target_modules, "target_modules")
     check_selector(exclude_modules, "exclude_modules")
-    if not isinstance(parameter_name, str) or not parameter_name:
-        raise ValueError(
-            f"LoTRA parameter_name must be the coefficient parameter's attribute name, a "
-            f"non-empty string such as 'weight', got {parameter_name!r}"
-        )
+    check_parameter_name(parameter_name)
     _check_every_entry_matches(model, target_modules, "target_modules")
     _check_every_entry_matches(model, exclude_modules, "exclude_modules")
     selected: dict[str, nn.Module] = {}
