@@ -19,7 +19,10 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import MetricCollection
 
+from lightning_kan.bases.base import is_finite_number
 from lightning_kan.callbacks.checkpoint import ModelCheckpoint, use_atomic_checkpoint_io
+from lightning_kan.protocols import SupportsParamGroups, SupportsRegularization, require
+from lightning_kan.tasks.lbfgs import LBFGSPhase
 from lightning_kan.utils import optimizer_config
 
 __all__ = ["KANTask", "NonFiniteLossError"]
@@ -49,8 +52,15 @@ class KANTask(L.LightningModule):
             and, for ``ReduceLROnPlateau``, monitoring ``val/loss``.
         regularization: weight of the network's ``regularization(x)`` (pykan's L1 +
             entropy over edge magnitudes) added to the training loss; 0 disables it.
+        lbfgs_epochs: the last ``lbfgs_epochs`` epochs of ``trainer.max_epochs`` run
+            L-BFGS on one fixed batch (:class:`~lightning_kan.tasks.LBFGSPhase`, held
+            as ``self.lbfgs``); 0 (default): the optimizer alone, automatic optimisation.
+        lbfgs_max_iter: L-BFGS iterations per training step.
+        lbfgs_history_size: curvature pairs L-BFGS keeps.
 
-    Subclasses set ``self.loss_fn`` and implement :meth:`make_metrics`.
+    Subclasses set ``self.loss_fn`` and implement :meth:`make_metrics`. Training
+    minimises :meth:`training_loss` (supervised by default: ``loss_fn(net(x), y)`` plus
+    the regularisation); a task with another objective (``PINNTask``) overrides it.
 
     Checkpoints: a trainer running a ``KANTask`` writes checkpoints atomically, and a
     plain Lightning ``ModelCheckpoint`` among its callbacks becomes a
@@ -58,20 +68,33 @@ class KANTask(L.LightningModule):
     always current, no non-finite "best"); see :meth:`configure_callbacks`.
     """
 
+    #: where checkpoints keep the L-BFGS phase's fixed batch
+    lbfgs_checkpoint_key = "lbfgs_batch"
+
     def __init__(
         self,
         net: nn.Module,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         regularization: float = 0.0,
+        lbfgs_epochs: int = 0,
+        lbfgs_max_iter: int = 20,
+        lbfgs_history_size: int = 50,
     ) -> None:
         super().__init__()
-        if regularization < 0:
-            raise ValueError(f"regularization must be >= 0, got {regularization!r}")
-        if regularization > 0 and not hasattr(net, "regularization"):
+        if not is_finite_number(regularization) or regularization < 0:
             raise ValueError(
-                f"regularization={regularization} needs a network with a regularization(x) "
-                f"method (KAN has one); {type(net).__name__} has none"
+                f"regularization must be >= 0, got {regularization!r} (the finite weight of "
+                "the network's sparsity penalty net.regularization(x); 0 disables it)"
+            )
+        if regularization > 0:
+            require(
+                net,
+                SupportsRegularization,
+                caller=f"{type(self).__name__}(regularization={regularization})",
+                needs="the network's sparsity penalty net.regularization(x)",
+                where="net",
+                fix="Use a KAN (every lightning_kan KAN has one) or set regularization to 0.",
             )
         ignore = [] if _given_by_cli() else ["net", "optimizer", "lr_scheduler"]
         self.save_hyperparameters(ignore=ignore)
@@ -79,6 +102,8 @@ class KANTask(L.LightningModule):
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         self.regularization = regularization
+        self.lbfgs = LBFGSPhase.from_epochs(lbfgs_epochs, lbfgs_max_iter, lbfgs_history_size)
+        self.automatic_optimization = self.lbfgs is None
         self.loss_fn: nn.Module
         # one collection per stage, held as attributes so Lightning moves and resets them
         self.train_metrics = self.make_metrics().clone(prefix="train/")
@@ -105,15 +130,21 @@ class KANTask(L.LightningModule):
                     ModelCheckpoint.adopt(callback)
         return []
 
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.lbfgs is not None:
+            self.lbfgs.check(self.trainer)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def _shared_step(self, batch: Any, stage: str) -> torch.Tensor:
+    def _shared_step(self, batch: Any, stage: str, record: bool = True) -> torch.Tensor:
+        """The supervised loss of ``batch = (x, target)``; logs it and updates the
+        stage's metrics unless ``record`` is false."""
         x, target = batch
         prediction = self(x)
         loss = self.loss_fn(prediction, target)
         batch_size = x.shape[0]
-        logs = stage != "train" or self.logs_this_step()
+        logs = record and (stage != "train" or self.logs_this_step())
         if logs:
             self.log(
                 f"{stage}/loss",
@@ -129,13 +160,26 @@ class KANTask(L.LightningModule):
             if logs:
                 self.log("train/regularization", penalty, batch_size=batch_size)
             loss = loss + self.regularization * penalty
-        getattr(self, f"{stage}_metrics").update(prediction, target)
+        if record:
+            getattr(self, f"{stage}_metrics").update(prediction, target)
         return loss
 
+    def training_loss(self, batch: Any, record: bool = True) -> torch.Tensor:
+        """The scalar that training minimises on ``batch``; ``record=False`` (L-BFGS'
+        line-search evaluations after the first) neither logs nor updates metrics."""
+        return self._shared_step(batch, "train", record)
+
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        loss = self._shared_step(batch, "train")
-        self._check_finite(loss, batch_idx)
-        return loss
+        """:meth:`training_loss`, checked finite; with an L-BFGS phase the phase steps."""
+
+        def checked_loss(batch: Any, record: bool = True) -> torch.Tensor:
+            loss = self.training_loss(batch, record)
+            self._check_finite(loss, batch_idx)
+            return loss
+
+        if self.lbfgs is None:
+            return checked_loss(batch)
+        return self.lbfgs.training_step(self, batch, checked_loss)
 
     def logs_this_step(self) -> bool:
         """Whether the logger writes this training step (every ``log_every_n_steps``).
@@ -144,7 +188,7 @@ class KANTask(L.LightningModule):
         result object, metadata included, to the value's device every call): more than a
         small KAN's whole step. Training steps the logger does not write skip it, so the
         progress bar's loss refreshes every ``log_every_n_steps`` steps. Assumes one
-        optimizer step per batch (as the tasks here do, PINNTask's L-BFGS phase included);
+        optimizer step per batch (as the tasks here do, the L-BFGS phase included);
         with gradient accumulation the counts differ and every step logs.
         """
         trainer = self._trainer
@@ -194,6 +238,8 @@ class KANTask(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_metrics("train")
+        if self.lbfgs is not None:
+            self.lbfgs.on_train_epoch_end(self)
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val")
@@ -215,15 +261,32 @@ class KANTask(L.LightningModule):
         """What the optimizer is built from: the net's ``param_groups()`` if it has one
         (MetaKAN: separate learning rates for prompts and meta-learners), plus a group
         for any other parameter of the task; otherwise ``self.parameters()``."""
-        groups_fn = getattr(self.net, "param_groups", None)
-        if not callable(groups_fn):
+        if not isinstance(self.net, SupportsParamGroups):
             return self.parameters()
-        groups = list(groups_fn())
+        groups = list(self.net.param_groups())
         taken = {id(p) for group in groups for p in group["params"]}
         rest = [p for p in self.parameters() if id(p) not in taken]
         return groups + ([{"params": rest}] if rest else [])
 
     def configure_optimizers(self) -> Any:
+        """The configured optimizer and scheduler; with an L-BFGS phase also L-BFGS over
+        all parameters (one group: L-BFGS has no per-group options)."""
         optimizer = self.optimizer(self.optimizer_parameters())
         scheduler = None if self.lr_scheduler is None else self.lr_scheduler(optimizer)
-        return optimizer_config(optimizer, scheduler)
+        config = optimizer_config(optimizer, scheduler)
+        if self.lbfgs is None:
+            return config
+        return self.lbfgs.configure_optimizers(config, self.parameters())
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.lbfgs is not None and self.lbfgs.batch is not None:
+            checkpoint[self.lbfgs_checkpoint_key] = self.lbfgs.batch
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.lbfgs is not None:
+            self.lbfgs.batch = checkpoint.get(self.lbfgs_checkpoint_key)
+
+    @property
+    def _lbfgs_batch(self) -> Any | None:
+        """The L-BFGS phase's fixed batch (PINNTask's former attribute)."""
+        return None if self.lbfgs is None else self.lbfgs.batch

@@ -17,6 +17,7 @@ class ClassificationTask(KANTask):
     """Classify into ``num_classes``; the network returns logits ``(N, num_classes)``.
 
     Logs ``{stage}/loss``, ``{stage}/accuracy`` and ``{stage}/f1`` (macro).
+    ``lbfgs_*``: an L-BFGS phase at the end, as :class:`~lightning_kan.tasks.KANTask`.
     """
 
     def __init__(
@@ -27,6 +28,9 @@ class ClassificationTask(KANTask):
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         regularization: float = 0.0,
+        lbfgs_epochs: int = 0,
+        lbfgs_max_iter: int = 20,
+        lbfgs_history_size: int = 50,
     ) -> None:
         if not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(
@@ -34,7 +38,15 @@ class ClassificationTask(KANTask):
                 "(the CLI fills it in from the data module)"
             )
         self.num_classes = num_classes
-        super().__init__(net, optimizer, lr_scheduler, regularization)
+        super().__init__(
+            net,
+            optimizer,
+            lr_scheduler,
+            regularization,
+            lbfgs_epochs=lbfgs_epochs,
+            lbfgs_max_iter=lbfgs_max_iter,
+            lbfgs_history_size=lbfgs_history_size,
+        )
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
 
     def make_metrics(self) -> MetricCollection:
