@@ -31,6 +31,9 @@ from typing import Any
 
 import lightning as L
 from jsonargparse import ArgumentError, Namespace
+# jsonargparse's own resolver (private, stable since 4.18; no public equivalent): it follows
+# **kwargs into the parent as configs do, which inspect.signature cannot
+from jsonargparse._parameter_resolvers import get_signature_parameters
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from torch.nn.parameter import is_lazy
@@ -266,7 +269,7 @@ def _valid_keys(
         if owner is None:
             return []
         prefix = bad.rsplit(".", 1)[0]
-        return [f"{prefix}.{name}" for name in inspect.signature(_import(owner)).parameters]
+        return [f"{prefix}.{name}" for name in _accepted(owner)]
     subcommand = config.get("subcommand")
     keys = (config[subcommand] if subcommand else config).keys()  # flattened, dotted
     return [key for key in keys if not key.endswith("class_path")]
@@ -365,6 +368,12 @@ def _describe_class(model: Namespace, name: str) -> str:
     return f"model.init_args.{name} ({spec.class_path} with {arguments or 'its defaults'})"
 
 
+def _accepted(class_path: str) -> list[str]:
+    """The argument names a config may give ``class_path``, as jsonargparse resolves them:
+    with the options a ``**kwargs`` forwards to the parent (the SlimKAN preset's)."""
+    return [parameter.name for parameter in get_signature_parameters(_import(class_path))]
+
+
 def _import(class_path: str) -> Any:
     module_name, _, name = class_path.rpartition(".")
     return getattr(__import__(module_name, fromlist=[name]), name)
@@ -386,7 +395,7 @@ def _fill_sizes(section: Namespace, name: str, data: Any) -> None:
     """Set the size arguments ``section``'s class accepts from ``data`` (or check them)."""
     if data is None or not section.get("class_path"):
         return
-    accepted = inspect.signature(_import(section.class_path)).parameters
+    accepted = _accepted(section.class_path)
     init_args = section.init_args
     for argument, attribute in SIZE_SOURCES.items():
         if argument not in accepted or not hasattr(data, attribute):

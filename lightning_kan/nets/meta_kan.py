@@ -176,6 +176,9 @@ class MetaKAN(_MetaNetMixin, KAN):
     Shapes: ``x (..., widths[0]) -> (..., widths[-1])``.
     """
 
+    # Explicit, not **kwargs: it reads widths/in_features/out_features/basis*/base_activation
+    # before KAN's constructor (to size and cluster the shared meta-learners), has its own
+    # ``bias`` default, and must not offer KAN's spline_init_scale (Generated ignores it).
     def __init__(
         self,
         widths: Sequence[int],
@@ -232,6 +235,8 @@ class MetaConvKAN(_MetaNetMixin, ConvKAN):
             :class:`MetaKAN`; the others as :class:`ConvKAN`.
     """
 
+    # Explicit, not **kwargs: it reads in_channels/num_classes/channels/head/basis*/
+    # base_activation before ConvKAN's constructor to size and cluster the meta-learners.
     def __init__(
         self,
         in_channels: int | None = None,

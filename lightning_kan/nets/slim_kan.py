@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import torch
 from torch import nn
 
 from lightning_kan.layers.slim import SlimKANLinear, Tucker
-from lightning_kan.nets.conv_kan import ConvKAN, ConvNorm
-from lightning_kan.nets.kan import KAN, Norm, resolve_widths
+from lightning_kan.nets.conv_kan import ConvKAN
+from lightning_kan.nets.kan import KAN, resolve_widths
 
 __all__ = ["SlimConvKAN", "SlimKAN"]
 
@@ -22,12 +21,18 @@ LayerRanks = int | Sequence[int]
 class SlimKAN(KAN):
     """A KAN whose layers store their ``(O, I, K)`` coefficients as Tucker factors.
 
+    A preset of :class:`KAN` with ``coefficients=Tucker(ranks)``. Its own option:
+
     Args:
-        widths, basis, basis_kwargs, base_activation, bias, norm, spline_init_scale,
-        compiled, in_features, out_features: as :class:`KAN`.
         ranks: Tucker ranks (out, in, basis) of every layer: one int (clipped to each
             mode's size), one ``(r1, r2, r3)`` for all layers, or a list with one entry
             (int or triple) per layer.
+
+    Every other option (``widths``, ``basis``, ``basis_kwargs``, ``base_activation``,
+    ``bias``, ``norm``, ``spline_init_scale``, ``compiled``, ``in_features``,
+    ``out_features``) is :class:`KAN`'s, forwarded unchanged; configs and
+    ``--print_config`` list them with their types and defaults (jsonargparse follows the
+    ``**kwargs`` into ``KAN.__init__``).
 
     Trainable parameters per layer: ``r1*r2*r3 + O*r1 + I*r2 + K*r3`` spline factors plus
     the base weight ``O*I`` (with a base branch) and bias ``O`` (if ``bias``).
@@ -39,29 +44,16 @@ class SlimKAN(KAN):
         self,
         widths: Sequence[int],
         ranks: int | Sequence[int] | Sequence[LayerRanks] = 4,
-        basis: str = "bspline",
-        basis_kwargs: dict[str, Any] | None = None,
-        base_activation: str | Callable[[torch.Tensor], torch.Tensor] | None = "silu",
-        bias: bool = True,
-        norm: Norm | None = None,
-        spline_init_scale: float | None = None,
-        compiled: bool = False,
-        in_features: int | None = None,
-        out_features: int | None = None,
+        **kwargs: Any,
     ) -> None:
-        widths = resolve_widths(widths, in_features, out_features)
-        num_layers = len(widths) - 1
-        super().__init__(
-            widths,
-            basis=basis,
-            basis_kwargs=basis_kwargs,
-            base_activation=base_activation,
-            bias=bias,
-            norm=norm,
-            spline_init_scale=spline_init_scale,
-            compiled=compiled,
-            coefficients=[Tucker(_layer_ranks(ranks, i, num_layers)) for i in range(num_layers)],
-        )
+        if _is_per_layer(ranks):  # checked here, so that the error names ``ranks``
+            sizes = resolve_widths(widths, kwargs.get("in_features"), kwargs.get("out_features"))
+            num_layers = len(sizes) - 1
+            coefficients = [Tucker(_layer_ranks(ranks, i, num_layers)) for i in range(num_layers)]
+        else:
+            coefficients = Tucker(_layer_ranks(ranks, 0, 1))
+        # the preset fixes the family: neither coefficient option is offered to its users
+        super().__init__(widths, coefficients=coefficients, coefficients_kwargs=None, **kwargs)
         #: relative Frobenius error of each layer's coefficients after from_dense
         self.compression_errors: list[float] | None = None
 
@@ -107,6 +99,15 @@ class SlimKAN(KAN):
         return slim
 
 
+def _is_per_layer(ranks: Any) -> bool:
+    """Whether ``ranks`` lists one entry per layer (not one int or one triple)."""
+    return (
+        isinstance(ranks, Sequence)
+        and not isinstance(ranks, str | bytes)
+        and not (ranks and all(isinstance(r, int) for r in ranks))
+    )
+
+
 def _layer_ranks(ranks: Any, index: int, num_layers: int) -> LayerRanks:
     """Layer ``index``'s entry of a ``ranks`` option (see :class:`SlimKAN`)."""
     if isinstance(ranks, int) and not isinstance(ranks, bool):
@@ -132,10 +133,16 @@ class SlimConvKAN(ConvKAN):
     """A :class:`ConvKAN` of :class:`~lightning_kan.layers.SlimKANConv2d` blocks and a
     :class:`~lightning_kan.layers.SlimKANLinear` KAN head.
 
+    A preset of :class:`ConvKAN` with ``coefficients=Tucker(ranks)``. Its own option:
+
     Args:
         ranks: Tucker ranks (out, in, basis) of every KAN layer: one int (clipped to each
             mode's size) or one ``(r1, r2, r3)``; the kernel modes stay whole.
-        The others: as :class:`ConvKAN`.
+
+    Every other option is :class:`ConvKAN`'s, forwarded unchanged (``in_channels``,
+    ``num_classes`` and ``channels`` are named here only to keep their positions before
+    ``ranks``); configs and ``--print_config`` list them all with their types and
+    defaults.
     """
 
     def __init__(
@@ -144,30 +151,14 @@ class SlimConvKAN(ConvKAN):
         num_classes: int | None = None,
         channels: Sequence[int] = (16, 32),
         ranks: int | Sequence[int] = 8,
-        kernel_size: int = 3,
-        basis: str = "bspline",
-        basis_kwargs: dict[str, Any] | None = None,
-        base_activation: str | Callable[[torch.Tensor], torch.Tensor] | None = "silu",
-        norm: ConvNorm | None = "batch",
-        pool: str | None = "max",
-        pool_every: int = 1,
-        head: str = "kan",
-        dropout: float = 0.0,
-        compiled: bool = False,
+        **kwargs: Any,
     ) -> None:
+        coefficients = Tucker(_layer_ranks(ranks, 0, 1))
         super().__init__(
             in_channels,
             num_classes,
-            channels=channels,
-            kernel_size=kernel_size,
-            basis=basis,
-            basis_kwargs=basis_kwargs,
-            base_activation=base_activation,
-            norm=norm,
-            pool=pool,  # type: ignore[arg-type]
-            pool_every=pool_every,
-            head=head,  # type: ignore[arg-type]
-            dropout=dropout,
-            compiled=compiled,
-            coefficients=Tucker(_layer_ranks(ranks, 0, 1)),
+            channels,
+            coefficients=coefficients,
+            coefficients_kwargs=None,  # fixed by the preset, as in SlimKAN
+            **kwargs,
         )
