@@ -31,8 +31,6 @@ from typing import Any
 
 import lightning as L
 from jsonargparse import ArgumentError, Namespace
-# jsonargparse's own resolver (private, stable since 4.18; no public equivalent): it follows
-# **kwargs into the parent as configs do, which inspect.signature cannot
 from jsonargparse._parameter_resolvers import get_signature_parameters
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -370,7 +368,9 @@ def _describe_class(model: Namespace, name: str) -> str:
 
 def _accepted(class_path: str) -> list[str]:
     """The argument names a config may give ``class_path``, as jsonargparse resolves them:
-    with the options a ``**kwargs`` forwards to the parent (the SlimKAN preset's)."""
+    with the options a ``**kwargs`` forwards to the parent (the SlimKAN preset's), which
+    ``inspect.signature`` cannot see. The resolver is jsonargparse's private one (there is
+    no public equivalent; it has been stable since 4.18)."""
     return [parameter.name for parameter in get_signature_parameters(_import(class_path))]
 
 
