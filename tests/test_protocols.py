@@ -182,14 +182,15 @@ ALLOWED_IMPORTS = {
     "utils": set(),
     "cpu": set(),
     "bases": set(),
+    "ops": set(),
     "protocols": {"bases"},
-    "layers": {"bases"},
-    "nets": {"bases", "layers", "utils"},
+    "layers": {"bases", "ops"},
+    "nets": {"bases", "layers", "ops", "utils"},
     "plotting": {"atomic", "protocols"},
     "callbacks": {"atomic", "plotting", "protocols"},
     "data": set(),
     "pde": {"data"},
-    "lotra": {"atomic", "callbacks", "layers", "plotting", "utils"},
+    "lotra": {"atomic", "callbacks", "ops", "plotting", "utils"},
     "tasks": {"bases", "callbacks", "pde", "protocols", "utils"},
 }
 #: compatibility re-exports of PINNTask at its old address (see the document)

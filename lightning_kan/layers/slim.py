@@ -21,7 +21,6 @@ are factored and the kernel modes stay whole in the core ``(r1, r2, r3, *kernel)
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,13 +39,14 @@ from lightning_kan.layers.coefficients import (
 )
 from lightning_kan.layers.kan_conv import KANConvNd
 from lightning_kan.layers.kan_linear import KANLinear
-from lightning_kan.layers.tucker import (
-    check_ranks,
-    hooi,
-    mode_product,
+from lightning_kan.ops import (
+    TuckerFactors,
+    is_int,
+    partial_tucker,
     ranks_for_energy,
     relative_error,
 )
+from lightning_kan.ops import resolve_ranks as resolve_mode_ranks
 
 __all__ = [
     "SlimKANConv1d",
@@ -62,18 +62,26 @@ _CONTRACTIONS = ("auto", "kron", "sequential")
 _KRON_COLUMNS = 256  # "auto" contracts with U2 (x) U3 up to this many columns (or 2*O)
 
 
-def resolve_ranks(shape: Sequence[int], ranks: Ranks) -> tuple[int, ...]:
-    """Per-mode ranks for a tensor of ``shape``.
+def resolve_ranks(
+    shape: Sequence[int], ranks: Ranks, where: str = "a Slim KAN layer"
+) -> tuple[int, ...]:
+    """Per-mode ranks for the (out, in, basis) modes ``shape``, by the one resolver
+    (:func:`lightning_kan.ops.resolve_ranks`).
 
-    An int ``r`` means ``min(r, n_m)`` for every mode (so one number fits every layer);
-    a sequence must give one rank per mode with ``1 <= r_m <= n_m`` (``ValueError``
-    otherwise).
+    An int ``r`` means ``min(r, n_m)`` for every mode, so one number fits every layer
+    (``clip=True``, silently: that is what an int is documented to mean, and almost every
+    network has a mode smaller than its rank); a sequence must give one rank per mode with
+    ``1 <= r_m <= n_m`` (``ValueError`` otherwise).
     """
-    if isinstance(ranks, int) and not isinstance(ranks, bool):
-        if ranks < 1:
-            raise ValueError(f"ranks={ranks} must be >= 1 (or one positive rank per mode)")
-        return tuple(min(ranks, size) for size in shape)
-    return check_ranks(shape, ranks)
+    return resolve_mode_ranks(
+        ranks,
+        shape,
+        where,
+        clip=is_int(ranks),
+        fix="or pass one int, which is clipped to every mode's size",
+        clip_option=f"Slim KAN ranks={ranks!r} (one int for every mode)",
+        clipped=[],  # the notes are dropped: clipping an int is the documented meaning
+    )
 
 
 @register_coefficients("tucker")
@@ -103,31 +111,23 @@ class Tucker(Coefficients):
                 f"groups={groups} is not supported by Slim KAN (Tucker) convolutions; use "
                 "groups=1 (or a dense KANConv for grouped convolutions)"
             )
-        out_features, group_inputs, num_functions, *kernel = shape
-        layer.ranks = resolve_ranks(shape[:3], self.ranks)
+        kernel = shape[3:]
+        where = f"{type(layer).__name__} coefficients {tuple(shape)}"
+        layer.ranks = resolve_ranks(shape[:3], self.ranks, where)
         layer.contraction = self.contraction
-        r1, r2, r3 = layer.ranks
-        layer.core = nn.Parameter(torch.empty(r1, r2, r3, *kernel))
-        layer.factor_out = nn.Parameter(torch.empty(out_features, r1))
-        layer.factor_in = nn.Parameter(torch.empty(group_inputs, r2))
-        layer.factor_basis = nn.Parameter(torch.empty(num_functions, r3))
+        tucker = TuckerFactors.empty(shape[:3], layer.ranks, whole=kernel)
+        layer.core = tucker.core
+        layer.factor_out, layer.factor_in, layer.factor_basis = tucker.factors
         Dense.build_base(layer, shape, base)
 
     def reset(self, layer: nn.Module, bound: float) -> None:
-        for factor in factors(layer):
-            nn.init.orthogonal_(factor)
-        # orthonormal factors keep the Frobenius norm: match U(-bound, bound) on every entry
-        scale = math.sqrt(math.prod(layer.coefficient_shape) / layer.core.numel())
-        nn.init.uniform_(layer.core, -bound * scale, bound * scale)
+        tucker_factors(layer).init_orthogonal(bound)
         reset_base_weight(layer)
 
     def tensors(self, layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The rebuilt ``(O, I, K, *kernel)`` tensor (differentiable; the forward
         contracts the factors instead) and the dense base weight."""
-        out = layer.core
-        for mode, factor in enumerate(factors(layer)):
-            out = mode_product(out, factor, mode)
-        return out, layer.base_weight
+        return tucker_factors(layer).to_tensor(), layer.base_weight
 
     def linear(self, layer: nn.Module, features: torch.Tensor) -> torch.Tensor:
         core = layer.core  # read once: a parametrisation (e.g. a LoTRA adapter) runs once
@@ -155,14 +155,14 @@ class Tucker(Coefficients):
     ) -> torch.Tensor:
         conv = CONV[layer.ndim]
         ones = (1,) * layer.ndim
-        core = layer.core  # read once: a parametrisation (e.g. a LoTRA adapter) runs once
+        # reads core once: a parametrisation (e.g. a LoTRA adapter) runs once
+        tucker = tucker_factors(layer)
         dtype = features.dtype
         r1 = layer.ranks[0]
         num_values = layer.in_channels * layer.num_basis_functions
         # spatial convolution with G x_1 U2 x_2 U3 (r1, C*K, *kernel): r1/O of the dense
         # tensor, never the dense tensor itself; then a 1x1 convolution with U1
-        reduced = mode_product(mode_product(core, layer.factor_in, 1), layer.factor_basis, 2)
-        reduced = reduced.reshape(r1, num_values, *layer.kernel_size).to(dtype)
+        reduced = tucker.to_tensor(first=1).reshape(r1, num_values, *layer.kernel_size).to(dtype)
         hidden = conv(features[:, :num_values], reduced, **options)
         y = conv(hidden, layer.factor_out.reshape(-1, r1, *ones).to(dtype), layer.bias)
         if layer.base_weight is not None:
@@ -179,6 +179,12 @@ class Tucker(Coefficients):
 def factors(layer: nn.Module) -> list[torch.Tensor]:
     """A Tucker layer's ``[U1 (O, r1), U2 (I, r2), U3 (K, r3)]``."""
     return [layer.factor_out, layer.factor_in, layer.factor_basis]
+
+
+def tucker_factors(layer: nn.Module) -> TuckerFactors:
+    """A Tucker layer's coefficients as the one Tucker type (a view of ``core``,
+    ``factor_out``, ``factor_in``, ``factor_basis``; the kernel modes whole in the core)."""
+    return TuckerFactors(layer.core, tuple(factors(layer)))
 
 
 def num_spline_parameters(layer: nn.Module) -> int:
@@ -198,27 +204,16 @@ def _copy_dense(slim: nn.Module, layer: nn.Module, hooi_iters: int) -> float:
     HOOI sweeps on the first three modes; kernel modes stay in the core), copy its base
     weight and bias; return the coefficients' relative Frobenius error."""
     weight = layer.weight.detach()
-    core, dense_factors = _partial_tucker(weight, slim.ranks, hooi_iters)
+    dense = partial_tucker(weight, slim.ranks, hooi_iters)
     with torch.no_grad():
-        slim.core.copy_(core)
-        for target, factor in zip(factors(slim), dense_factors, strict=True):
+        slim.core.copy_(dense.core)
+        for target, factor in zip(factors(slim), dense.factors, strict=True):
             target.copy_(factor)
         if layer.base_weight is not None:
             slim.base_weight.copy_(layer.base_weight)
         if layer.bias is not None:
             slim.bias.copy_(layer.bias)
     return relative_error(weight, slim.weight)
-
-
-def _partial_tucker(
-    tensor: torch.Tensor, ranks: Sequence[int], hooi_iters: int
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Tucker of the first ``len(ranks)`` modes; the remaining modes stay in the core."""
-    full = (*ranks, *tensor.shape[len(ranks) :])
-    core, factors = hooi(tensor, full, hooi_iters)
-    for mode in range(len(ranks), tensor.dim()):  # fold the square kernel factors back
-        core = mode_product(core, factors[mode], mode)
-    return core, factors[: len(ranks)]
 
 
 def _kron(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -246,7 +241,8 @@ def _check_rank_source(ranks: Any, energy: float | None) -> None:
 
 def _energy_ranks(weight: torch.Tensor, ranks: Any, energy: float | None) -> tuple[int, ...]:
     chosen = ranks_for_energy(weight, energy)[:3] if energy is not None else ranks
-    return resolve_ranks(weight.shape[:3], chosen)
+    where = f"from_dense of coefficients {tuple(weight.shape)}"
+    return resolve_ranks(weight.shape[:3], chosen, where)
 
 
 class SlimKANLinear(KANLinear):
@@ -255,7 +251,7 @@ class SlimKANLinear(KANLinear):
     Args:
         in_features, out_features: as :class:`KANLinear`.
         ranks: Tucker ranks ``(r1, r2, r3)`` of the (out, in, basis) modes, or one int
-            (clipped to each mode's size).
+            (clipped to each mode's size, with one warning naming the clipped modes).
         basis, basis_kwargs, base_activation, bias, spline_init_scale, compiled: as
             :class:`KANLinear`.
 

@@ -23,7 +23,6 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from lightning_kan.layers.tucker import mode_product
 from lightning_kan.lotra.ranks import (
     COMPONENTS,
     RankSpec,
@@ -32,6 +31,7 @@ from lightning_kan.lotra.ranks import (
     ranks_for_module,
     resolve_ranks,
 )
+from lightning_kan.ops import TuckerFactors
 
 __all__ = [
     "COMPONENTS",
@@ -55,9 +55,11 @@ def folded_shape(shape: Sequence[int]) -> tuple[int, ...]:
 class TuckerDelta(nn.Module):
     """One adapter: the update ``G x1 U1 x2 U2 x3 U3 (x4 U4)`` of a coefficient tensor.
 
-    Initialised so the update is exactly zero (``G = 0``), with well-scaled factors so the
-    first steps move it: ``U1``, ``U3``, ``U4`` random orthonormal columns and
-    ``U2 ~ N(0, 1/I)`` (it sums over the layer's I inputs, like a linear layer's weight).
+    Its parameters ``core`` and ``factors.{0..3}`` (the state-dict and adapter-file
+    names) are a :class:`~lightning_kan.ops.TuckerFactors` (:attr:`tucker`), initialised
+    with ``init_zero_core``: the update is exactly zero (``G = 0``), with well-scaled
+    factors so the first steps move it: ``U1``, ``U3``, ``U4`` random orthonormal columns
+    and ``U2 ~ N(0, 1/I)`` (it sums over the layer's I inputs, like a linear layer's weight).
 
     Args:
         shape: the coefficient tensor's shape ``(O, I, K, *kernel)``.
@@ -74,12 +76,15 @@ class TuckerDelta(nn.Module):
         self.shape = tuple(int(n) for n in shape)
         self.mode_sizes = folded_shape(self.shape)
         self.ranks = resolve_ranks(ranks, self.mode_sizes, f"TuckerDelta(shape={self.shape})")
-        self.core = nn.Parameter(torch.zeros(self.ranks))
-        self.factors = nn.ParameterList(
-            nn.Parameter(torch.empty(size, rank))
-            for size, rank in zip(self.mode_sizes, self.ranks, strict=True)
-        )
+        tucker = TuckerFactors.empty(self.mode_sizes, self.ranks)
+        self.core = tucker.core
+        self.factors = nn.ParameterList(tucker.factors)
         self.reset_parameters()
+
+    @property
+    def tucker(self) -> TuckerFactors:
+        """The update as the one Tucker type (a view of ``core`` and ``factors``)."""
+        return TuckerFactors(self.core, tuple(self.factors))
 
     @property
     def components(self) -> tuple[str, ...]:
@@ -91,19 +96,11 @@ class TuckerDelta(nn.Module):
         return [("core", self.core), *zip(self.components, self.factors, strict=True)]
 
     def reset_parameters(self) -> None:
-        nn.init.zeros_(self.core)
-        for component, factor in zip(self.components, self.factors, strict=True):
-            if component == "in":
-                nn.init.normal_(factor, std=1.0 / math.sqrt(factor.shape[0]))
-            else:
-                nn.init.orthogonal_(factor)
+        self.tucker.init_zero_core(normal_modes=(self.components.index("in"),))
 
     def _inner(self, dtype: torch.dtype) -> torch.Tensor:
         """``G x2 U2 x3 U3 (x4 U4)`` unfolded along mode 1: ``(r1, I*K*T)``, small."""
-        inner = self.core
-        for mode in range(1, len(self.factors)):
-            inner = mode_product(inner, self.factors[mode], mode)
-        return inner.reshape(self.ranks[0], -1).to(dtype)
+        return self.tucker.to_tensor(first=1).reshape(self.ranks[0], -1).to(dtype)
 
     def forward(self) -> torch.Tensor:
         """The update, shaped like the coefficient tensor ``(O, I, K, *kernel)``."""

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from lightning_kan.layers.tucker import ranks_for_energy, unfold
 from lightning_kan.lotra.adapter import COMPONENTS, folded_shape
 from lightning_kan.lotra.targets import ModuleSelector, find_target_modules
+from lightning_kan.ops import ranks_for_energy, unfold
 from lightning_kan.plotting import figure_class
 
 if TYPE_CHECKING:
