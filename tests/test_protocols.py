@@ -192,6 +192,7 @@ ALLOWED_IMPORTS = {
     "pde": {"data"},
     "lotra": {"atomic", "callbacks", "ops", "plotting", "utils"},
     "tasks": {"bases", "callbacks", "pde", "protocols", "utils"},
+    "interpret": {"bases", "layers", "nets"},
 }
 #: compatibility re-exports of PINNTask at its old address (see the document)
 COMPAT_IMPORTS = {
