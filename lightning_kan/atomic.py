@@ -38,9 +38,8 @@ def _fsync_directory(directory: Path) -> None:
     except OSError:  # e.g. Windows cannot open directories
         return
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        with contextlib.suppress(OSError):  # some filesystems cannot sync a directory
+            os.fsync(fd)
     finally:
         os.close(fd)
 
