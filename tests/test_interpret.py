@@ -209,3 +209,15 @@ def test_pruning_a_pruned_net_keeps_its_cuts():
     torch.testing.assert_close(second(x), first(x))
     assert torch.equal(second.layers[0].parametrizations.weight[0].mask[..., 0] == 0, cut)
     assert first.layers[0].parametrizations.weight[0].mask.shape == (4, 3, 1)
+
+
+def test_state_dict_of_a_pruned_net_loads_into_a_fresh_net_of_its_widths():
+    """The saved masks are re-installed on load: the fresh net computes the pruned one."""
+    torch.manual_seed(3)
+    net = KAN([3, 5, 2]).double()
+    x = torch.randn(128, 3, dtype=torch.float64)
+    pruned = prune(net, x, edge_threshold=float(edge_scores(net, x)[0].median()), node_threshold=0)
+    fresh = KAN(pruned.widths).double()
+    fresh.load_state_dict(pruned.state_dict())
+    assert isinstance(fresh.layers[0].parametrizations.weight[0], EdgeMask)
+    torch.testing.assert_close(fresh(x), pruned(x), rtol=0, atol=0)

@@ -20,21 +20,10 @@ from torch.nn.utils import parametrize
 
 from lightning_kan.bases.base import is_finite_number
 from lightning_kan.interpret.scores import attribution, check_kan
+from lightning_kan.layers.masks import EdgeMask, edge_mask, set_edge_mask
 from lightning_kan.nets import KAN
 
 __all__ = ["EdgeMask", "prune"]
-
-
-class EdgeMask(nn.Module):
-    """Parametrisation ``w -> w * mask``; ``mask (O, I)`` is 1 on kept and 0 on cut edges
-    and broadcasts over the basis mode of ``weight (O, I, K)``."""
-
-    def __init__(self, mask: torch.Tensor, trailing: int) -> None:
-        super().__init__()
-        self.register_buffer("mask", mask.reshape(*mask.shape, *([1] * trailing)).clone())
-
-    def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return weight * self.mask.to(weight.dtype)
 
 
 def check_threshold(name: str, value: object) -> float:
@@ -69,16 +58,6 @@ def _slice_basis(basis: nn.Module, keep: torch.Tensor) -> None:
     basis.in_features = int(keep.numel())
 
 
-def _kept(layer: nn.Module) -> torch.Tensor:
-    """The layer's kept edges ``(O, I)``: its :class:`EdgeMask` if it was pruned before (a
-    second ``prune`` keeps earlier cuts), else all."""
-    if parametrize.is_parametrized(layer, "weight"):
-        for parametrization in layer.parametrizations.weight:
-            if isinstance(parametrization, EdgeMask):
-                return parametrization.mask[..., 0] != 0
-    return torch.ones(layer.out_features, layer.in_features, dtype=torch.bool)
-
-
 def _rebuild_layer(layer: nn.Module, source: nn.Module, keep_out, keep_in, mask) -> None:
     """Make ``layer`` (a copy of ``source``) the ``keep_out x keep_in`` slice, edges masked."""
     tensors = {
@@ -97,10 +76,7 @@ def _rebuild_layer(layer: nn.Module, source: nn.Module, keep_out, keep_in, mask)
     _slice_basis(layer.basis, keep_in)
     layer.in_features, layer.out_features = int(keep_in.numel()), int(keep_out.numel())
     layer.coefficient_shape = tuple(layer.weight.shape)
-    if not bool(mask.all()):
-        parametrize.register_parametrization(layer, "weight", EdgeMask(mask, 1))
-        if layer.base_weight is not None:
-            parametrize.register_parametrization(layer, "base_weight", EdgeMask(mask, 0))
+    set_edge_mask(layer, mask)
 
 
 def _check_layer(index, layer, source, layer_input, keep_out, keep_in, mask) -> None:
@@ -154,7 +130,7 @@ def prune(
     layer_inputs = [layer_input for _, layer_input in net._layer_inputs(samples)]
     for index, (source, layer) in enumerate(zip(net.layers, pruned.layers, strict=True)):
         keep_in, keep_out = keeps[index], keeps[index + 1]
-        mask = (edges[index] >= edge_threshold)[keep_out][:, keep_in] & _kept(source)[keep_out][
+        mask = (edges[index] >= edge_threshold)[keep_out][:, keep_in] & edge_mask(source)[keep_out][
             :, keep_in
         ]
         _rebuild_layer(layer, source, keep_out, keep_in, mask)

@@ -29,6 +29,7 @@ from lightning_kan.bases import Basis
 from lightning_kan.layers.base import KANLayer
 from lightning_kan.layers.coefficients import Coefficients
 from lightning_kan.layers.expansion import expand_features
+from lightning_kan.layers.masks import restore_edge_masks
 
 __all__ = ["KANLinear"]
 
@@ -116,6 +117,11 @@ class KANLinear(KANLayer):
         if base_weight is not None:
             edges = edges + features[:, num_values:].unsqueeze(1) * base_weight
         return edges
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """A state dict of a layer with cut edges (``EdgeMask``) loads into a fresh one."""
+        restore_edge_masks(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------- B-spline grids (SplineGridMixin)
     def _grid_samples(self, x: torch.Tensor) -> torch.Tensor:
