@@ -227,3 +227,18 @@ def test_a_fraction_that_rounds_a_split_to_nothing_is_refused():
     data = ImageDataModule("digits", val_fraction=0.0001)
     with pytest.raises(ValueError, match="the val split of 'digits' would be empty"):
         data.setup()
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_input_variables_map_each_variable_onto_the_network_input(normalize):
+    """input = scale * variable + shift reproduces the inputs the module samples."""
+    data = FunctionDataModule("I.6.20", num_train=50, normalize_inputs=normalize)
+    data.setup("fit")
+    inputs = data.splits["train"].tensors[0]
+    physical = FunctionDataModule("I.6.20", num_train=50, normalize_inputs=False)
+    physical.setup("fit")
+    variables = physical.splits["train"].tensors[0]
+    assert [name for name, _, _ in data.input_variables] == ["sigma", "theta"]
+    scale = torch.tensor([s for _, s, _ in data.input_variables])
+    shift = torch.tensor([b for _, _, b in data.input_variables])
+    torch.testing.assert_close(scale * variables + shift, inputs)

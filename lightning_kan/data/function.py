@@ -77,6 +77,18 @@ class FunctionDataModule(L.LightningDataModule):
         return 1
 
     @property
+    def input_variables(self) -> list[tuple[str, float, float]]:
+        """Each network input as ``(name, scale, shift)`` of its variable: ``input = scale *
+        variable + shift`` (``normalize_inputs`` maps the range onto ``[-1, 1]``; else the
+        identity). Symbolic formulas use it to speak in the equation's variables."""
+        if not self.hparams.normalize_inputs:
+            return [(name, 1.0, 0.0) for name, _, _ in self.equation.variables]
+        return [
+            (name, 2.0 / (high - low), -(high + low) / (high - low))
+            for name, low, high in self.equation.variables
+        ]
+
+    @property
     def in_channels(self) -> int:
         """Samples are single-channel vectors (for networks that ask for channels)."""
         return 1
