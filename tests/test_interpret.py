@@ -9,6 +9,8 @@ import torch
 
 from lightning_kan.bases import available_bases
 from lightning_kan.interpret import EdgeMask, edge_scores, feature_importance, node_scores, prune
+from lightning_kan.layers.masks import set_edge_mask
+from lightning_kan.layers.symbolic import symbolic_edges
 from lightning_kan.nets import KAN, MLP, ConvKAN, MetaKAN, SlimKAN
 
 
@@ -204,7 +206,8 @@ def test_pruning_a_pruned_net_keeps_its_cuts():
     first = prune(net, x, edge_threshold=float(edge_scores(net, x)[0].median()), node_threshold=0)
     cut = first.layers[0].parametrizations.weight[0].mask[..., 0] == 0
     before = _state(first)
-    second = prune(first, x, edge_threshold=0.0, node_threshold=0.0)
+    # drop_disconnected=False: a node left with no edges would otherwise be removed
+    second = prune(first, x, edge_threshold=0.0, node_threshold=0.0, drop_disconnected=False)
     assert _same_state(first, before) and first.layers[0].weight.shape == (4, 3, 8)
     torch.testing.assert_close(second(x), first(x))
     assert torch.equal(second.layers[0].parametrizations.weight[0].mask[..., 0] == 0, cut)
@@ -221,3 +224,108 @@ def test_state_dict_of_a_pruned_net_loads_into_a_fresh_net_of_its_widths():
     fresh.load_state_dict(pruned.state_dict())
     assert isinstance(fresh.layers[0].parametrizations.weight[0], EdgeMask)
     torch.testing.assert_close(fresh(x), pruned(x), rtol=0, atol=0)
+
+
+# --- multiplication nodes and nodes disconnected by masks --------------------------------------
+
+
+def test_scores_through_mult_nodes_follow_pykan_formula():
+    """pykan's score_node2subnode: each subnode takes its node's score S_{l+1}[q, node(o)],
+    then E_l[q,o,i] = std(phi) * that / (std(subnode o) + 1e-4); checked by hand, 2 queries."""
+    torch.manual_seed(0)
+    net = KAN([2, 3, 2], mult_nodes=1).double()  # subnodes 0, 1 | (2, 3) -> nodes 0, 1, 2
+    x = torch.randn(200, 2, dtype=torch.float64)
+    subnodes = net.layers[0](x)  # (N, 4)
+    hidden = torch.cat([subnodes[:, :2], subnodes[:, 2:3] * subnodes[:, 3:4]], dim=1)
+    output = net.layers[1](hidden)
+    last = net.layers[1].edge_activations(hidden).std(0)  # (2, 3)
+    e1 = last * (torch.eye(2) / (output.std(0) + 1e-4))[:, :, None]  # (q, 2, 3)
+    s1 = e1.sum(1)  # (q, 3)
+    sub = s1[:, [0, 1, 2, 2]]  # (q, 4): the mult node's score to both its subnodes
+    e0 = net.layers[0].edge_activations(x).std(0) * (sub / (subnodes.std(0) + 1e-4))[:, :, None]
+    scores, nodes = edge_scores(net, x), node_scores(net, x)
+    assert [tuple(s.shape) for s in scores] == [(4, 2), (2, 3)]
+    torch.testing.assert_close(scores[1], e1.mean(0))
+    torch.testing.assert_close(scores[0], e0.mean(0))
+    torch.testing.assert_close(nodes[1], s1.mean(0))
+    torch.testing.assert_close(nodes[0], e0.sum(1).mean(0))
+    torch.testing.assert_close(feature_importance(net, x), e0.sum(1).mean(0))
+
+
+def test_threshold_zero_is_identity_with_mult_nodes():
+    torch.manual_seed(0)
+    net = KAN([3, 5, 4, 2], mult_nodes=[2, 1]).double()
+    x = torch.rand(128, 3, dtype=torch.float64) * 2 - 1
+    pruned = prune(net, x, edge_threshold=0.0, node_threshold=0.0)
+    assert pruned.widths == [3, 5, 4, 2] and pruned.mult_nodes == [2, 1]
+    torch.testing.assert_close(pruned(x), net(x), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("removed", "rows", "mult"), [(2, [0, 1, 4, 5], 1), (0, [1, 2, 3, 4, 5], 2)]
+)
+def test_pruned_mult_node_goes_with_both_subnodes(removed, rows, mult):
+    """widths [2, 4, 1] with 2 mult nodes: subnodes 0, 1 | (2, 3) | (4, 5). Zeroing the
+    outgoing edges of mult node 2 removes rows 2 and 3 of layers[0]; of sum node 0, row 0."""
+    torch.manual_seed(0)
+    net = KAN([2, 4, 1], mult_nodes=2).double()
+    with torch.no_grad():
+        net.layers[1].weight[:, removed] = 0.0
+        net.layers[1].base_weight[:, removed] = 0.0
+    x = torch.randn(256, 2, dtype=torch.float64)
+    pruned = prune(net, x, edge_threshold=0.0, node_threshold=1e-12)
+    assert pruned.widths == [2, 3, 1] and pruned.mult_nodes == [mult]
+    assert pruned.layers[0].out_features == len(rows) and pruned.layers[1].in_features == 3
+    assert torch.equal(pruned.layers[0].weight, net.layers[0].weight[rows])
+    torch.testing.assert_close(pruned(x), net(x), rtol=0, atol=1e-12)
+    fresh = KAN(pruned.widths, mult_nodes=pruned.mult_nodes).double()
+    fresh.load_state_dict(pruned.state_dict())
+    torch.testing.assert_close(fresh(x), pruned(x), rtol=0, atol=0)
+
+
+def test_nodes_whose_outgoing_edges_are_masked_are_removed_at_threshold_zero():
+    """The Prune callback cuts a node by masking its edges; prune(net, x, 0, 0) then drops
+    it (exact), and a node that feeds only dropped nodes goes too."""
+    torch.manual_seed(0)
+    net = KAN([3, 4, 3, 2], mult_nodes=[1, 1]).double()  # boundary 2: 0, 1 | (2, 3)
+    x = torch.randn(256, 3, dtype=torch.float64)
+    keep2 = torch.ones(2, 3, dtype=torch.bool)
+    keep2[:, 2] = False  # the mult node of boundary 2: no outgoing edge left
+    set_edge_mask(net.layers[2], keep2)
+    keep1 = torch.ones(4, 4, dtype=torch.bool)
+    keep1[:, 0] = False  # boundary-1 sum node 0: cut
+    keep1[[0, 1], 1] = False  # boundary-1 node 1 feeds only the dropped subnodes 2, 3
+    set_edge_mask(net.layers[1], keep1)
+    pruned = prune(net, x, edge_threshold=0.0, node_threshold=0.0)
+    assert pruned.widths == [3, 2, 2, 2] and pruned.mult_nodes == [1, 0]
+    assert [tuple(layer.weight.shape[:2]) for layer in pruned.layers] == [(3, 3), (2, 2), (2, 2)]
+    torch.testing.assert_close(pruned(x), net(x), rtol=0, atol=1e-12)
+    kept = prune(net, x, edge_threshold=0.0, node_threshold=0.0, drop_disconnected=False)
+    assert kept.widths == [3, 4, 3, 2] and kept.mult_nodes == [1, 1]
+    torch.testing.assert_close(kept(x), net(x), rtol=0, atol=1e-12)
+
+
+def test_a_layer_cut_off_by_masks_is_refused():
+    net = KAN([2, 3, 1])
+    set_edge_mask(net.layers[1], torch.zeros(1, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="has all its outgoing edges cut"):
+        prune(net, torch.randn(16, 2), edge_threshold=0.0, node_threshold=0.0)
+    with pytest.raises(TypeError, match="drop_disconnected must be True or False"):
+        prune(net, torch.randn(16, 2), drop_disconnected=1)
+
+
+def test_prune_keeps_symbolic_edges_and_the_nodes_they_leave_from():
+    """A node whose numeric outgoing edges are all masked but one of them is symbolic is
+    kept, its symbolic edge sliced along; a node with nothing left goes."""
+    torch.manual_seed(0)
+    net = KAN([2, 3, 1]).double()
+    keep = torch.tensor([[True, False, False]])
+    set_edge_mask(net.layers[1], keep)  # numeric edges from nodes 1 and 2 cut
+    symbolic_edges(net.layers[1]).set_edge(0, 1, "sin", (2.0, 0.5, 1.5, -0.3))
+    x = torch.randn(128, 2, dtype=torch.float64)
+    pruned = prune(net, x, edge_threshold=0.0, node_threshold=0.0)
+    assert pruned.widths == [2, 2, 1]
+    assert pruned.layers[1].symbolic.active.tolist() == [[False, True]]
+    assert pruned.layers[1].symbolic.name(0, 1) == "sin"
+    assert net.layers[1].symbolic.active.shape == (1, 3)  # the input is left alone
+    torch.testing.assert_close(pruned(x), net(x), rtol=0, atol=1e-12)

@@ -31,7 +31,9 @@ PRESETS = {
 }
 #: parent options a preset does not offer (it sets them, or they do not apply)
 NOT_OFFERED = {"coefficients", "coefficients_kwargs"}
-NOT_OFFERED_BY = {"MetaKAN": {"spline_init_scale"}}
+# MetaKAN sizes its shared meta-learners per layer before KAN is built and offers no
+# multiplication nodes (mult_nodes is refused as an unknown argument)
+NOT_OFFERED_BY = {"MetaKAN": {"spline_init_scale", "mult_nodes"}}
 
 
 def _preset_configs() -> list[tuple[str, Path]]:

@@ -14,6 +14,11 @@ Scores are propagated back from the ``O_L`` network outputs, one query ``q`` per
 An edge's score is ``mean_q E_l[q]`` and a node's ``mean_q S_l[q]``: an edge that feeds an
 unimportant node scores low however large its own output is. ``feature_importance`` is
 the input nodes' score ``mean_q S_0[q]``.
+
+With multiplication nodes (``KAN(..., mult_nodes=m)``) layer ``l`` outputs the subnodes
+of boundary ``l + 1`` (``O = widths[l+1] + m``) and ``s_l`` is their spread; each subnode
+``o`` takes the score of the node that reads it (pykan's ``score_node2subnode``):
+``S_{l+1}[q, o]`` above stands for ``S_{l+1}[q, node(o)]`` (:meth:`KAN.subnodes`).
 """
 
 from __future__ import annotations
@@ -76,7 +81,8 @@ def _check_samples(net: KAN, x: object, caller: str) -> torch.Tensor:
 
 @torch.no_grad()
 def attribution(net: object, x: torch.Tensor, caller: str):
-    """``(edges, nodes)``: per layer ``E_l (O_L, O, I)`` and per boundary ``S_l (O_L, w_l)``."""
+    """``(edges, nodes)``: per layer ``E_l (O_L, O, I)`` (``O`` the layer's outputs, mult
+    nodes' subnodes included) and per boundary ``S_l (O_L, w_l)``."""
     kan = check_kan(net, caller)
     samples = _check_samples(kan, x, caller)
     spreads = []
@@ -86,16 +92,29 @@ def attribution(net: object, x: torch.Tensor, caller: str):
         spreads.append((edges.std(0), outputs.std(0)))
     score = torch.eye(kan.widths[-1], dtype=spreads[-1][0].dtype, device=samples.device)
     edge_list, node_list = [], [score]
-    for edge_spread, node_spread in reversed(spreads):
-        edge = edge_spread * (score / (node_spread + _EPS)).unsqueeze(-1)  # (O_L, O, I)
+    for boundary in range(len(spreads), 0, -1):
+        edge_spread, node_spread = spreads[boundary - 1]
+        subnode_score = score[:, subnode_owners(kan, boundary).to(score.device)]  # (O_L, O)
+        edge = edge_spread * (subnode_score / (node_spread + _EPS)).unsqueeze(-1)  # (O_L, O, I)
         score = edge.sum(1)  # (O_L, I)
         edge_list.append(edge)
         node_list.append(score)
     return edge_list[::-1], node_list[::-1]
 
 
+def subnode_owners(net: KAN, boundary: int) -> torch.Tensor:
+    """For each output of ``layers[boundary-1]``, the node of ``boundary`` that reads it:
+    ``(widths[boundary] + mult_nodes,)`` long (``arange`` without mult nodes)."""
+    groups = net.subnodes(boundary)
+    owners = torch.empty(sum(map(len, groups)), dtype=torch.long)
+    for node, group in enumerate(groups):
+        owners[list(group)] = node
+    return owners
+
+
 def edge_scores(net: KAN, x: torch.Tensor) -> list[torch.Tensor]:
-    """One ``(O, I)`` score matrix per layer: ``mean_q E_l[q]`` (module docstring)."""
+    """One ``(O, I)`` score matrix per layer (``O`` its outputs: ``widths[l+1]`` plus the
+    mult nodes' extra subnodes): ``mean_q E_l[q]`` (module docstring)."""
     edges, _ = attribution(net, x, "edge_scores")
     return [edge.mean(0) for edge in edges]
 

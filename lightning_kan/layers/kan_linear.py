@@ -30,6 +30,7 @@ from lightning_kan.layers.base import KANLayer
 from lightning_kan.layers.coefficients import Coefficients
 from lightning_kan.layers.expansion import expand_features
 from lightning_kan.layers.masks import restore_edge_masks
+from lightning_kan.layers.symbolic import SymbolicEdges, symbolic_edges
 
 __all__ = ["KANLinear"]
 
@@ -83,6 +84,14 @@ class KANLinear(KANLayer):
             coefficients,
             coefficients_kwargs,
         )
+        #: symbolic edges ``c * f(a * x + b) + d`` (:class:`SymbolicEdges`), or ``None``
+        self.symbolic: SymbolicEdges | None = None
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle, also a whole layer saved before symbolic edges existed (none)."""
+        if "symbolic" not in state.get("_modules", {}):
+            state.setdefault("symbolic", None)
+        super().__setstate__(state)
 
     def packed_weight(self) -> torch.Tensor:
         """The GEMM weight ``[weight.view(O, I*K) | base_weight]``: ``(O, I*K + I)``,
@@ -100,7 +109,8 @@ class KANLinear(KANLayer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
         features = expand_features(x, self.basis, self.activation, self.compiled)
-        return self.coefficients.linear(self, features)
+        y = self.coefficients.linear(self, features)
+        return y if self.symbolic is None else y + self.symbolic(x).to(y.dtype)
 
     def edge_activations(self, x: torch.Tensor) -> torch.Tensor:
         """Every edge's output ``phi_{o,i}(x_i)`` (base branch included): ``(N, O, I)``.
@@ -116,11 +126,16 @@ class KANLinear(KANLayer):
         edges = torch.einsum("nik,oik->noi", values, weight)
         if base_weight is not None:
             edges = edges + features[:, num_values:].unsqueeze(1) * base_weight
+        if self.symbolic is not None:
+            edges = edges + self.symbolic.edge_values(x).to(edges.dtype)
         return edges
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        """A state dict of a layer with cut edges (``EdgeMask``) loads into a fresh one."""
+        """A state dict of a layer with cut edges (``EdgeMask``) or symbolic edges loads
+        into a fresh one (the mask and the :class:`SymbolicEdges` are installed first)."""
         restore_edge_masks(self, state_dict, prefix)
+        if any(key.startswith(f"{prefix}symbolic.") for key in state_dict):
+            symbolic_edges(self)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------- B-spline grids (SplineGridMixin)

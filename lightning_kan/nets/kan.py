@@ -7,7 +7,6 @@ The coefficient family of the layers is a strategy (``coefficients="dense"``,
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from numbers import Integral
 from typing import Any, Literal
@@ -49,6 +48,13 @@ class KAN(nn.Module):
             :class:`~lightning_kan.layers.coefficients.Coefficients` instance (used by
             every layer; it holds configuration only) or a list with one per layer.
         coefficients_kwargs: options of a named family, e.g. ``{"ranks": 4}``.
+        mult_nodes: multiplication nodes (pykan 0.2's MultKAN, arity 2) of every hidden
+            layer (an int) or of each hidden layer (a list of ``len(widths) - 2`` ints).
+            ``widths[l]`` counts all nodes of boundary ``l``; with ``m`` of them mult
+            nodes, ``layers[l-1]`` has ``widths[l] + m`` outputs ("subnodes"): the first
+            ``s = widths[l] - m`` are sum nodes, and mult node ``j`` is the product of
+            subnodes ``s + 2j`` and ``s + 2j + 1`` (:meth:`subnodes`,
+            :meth:`combine_nodes`).
 
     Shapes: ``x (..., widths[0]) -> (..., widths[-1])``.
     """
@@ -67,9 +73,12 @@ class KAN(nn.Module):
         out_features: int | None = None,
         coefficients: str | Coefficients | Sequence[Coefficients] | None = "dense",
         coefficients_kwargs: dict[str, Any] | None = None,
+        mult_nodes: int | Sequence[int] = 0,
     ) -> None:
         super().__init__()
         widths = resolve_widths(widths, in_features, out_features)
+        #: number of multiplication nodes of each hidden boundary ``1 .. L-1``
+        self.mult_nodes = resolve_mult_nodes(mult_nodes, widths)
         families = per_layer_coefficients(coefficients, coefficients_kwargs, len(widths) - 1)
         if isinstance(basis, Basis):
             raise TypeError(
@@ -87,11 +96,18 @@ class KAN(nn.Module):
             "spline_init_scale": spline_init_scale,
             "compiled": compiled,
         }
+        mults = [*self.mult_nodes, 0]  # the output boundary has sum nodes only
+        outputs = [width + mult for width, mult in zip(widths[1:], mults, strict=True)]
         self.layers = nn.ModuleList(
             KANLinear(fan_in, fan_out, coefficients=family, **options)
-            for (fan_in, fan_out), family in zip(itertools.pairwise(widths), families, strict=True)
+            for fan_in, fan_out, family in zip(widths[:-1], outputs, families, strict=True)
         )
         self.norms = nn.ModuleList(_make_norm(norm, width) for width in widths[1:-1])
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle, also a whole KAN saved before ``mult_nodes`` existed (none)."""
+        state.setdefault("mult_nodes", [0] * (len(state["widths"]) - 2))
+        super().__setstate__(state)
 
     def _check_input(self, x: torch.Tensor) -> None:
         """A real floating-point tensor ``(..., widths[0])``, or a clear error."""
@@ -104,12 +120,63 @@ class KAN(nn.Module):
                 f"with widths[0] = {x.shape[-1] if x.dim() else 1}"
             )
 
+    def _check_boundary(self, boundary: object) -> int:
+        """``boundary`` if it is a boundary after a layer (``1 .. L``), else an error."""
+        last = len(self.layers)
+        if (
+            isinstance(boundary, bool)
+            or not isinstance(boundary, Integral)
+            or not (1 <= boundary <= last)
+        ):
+            raise ValueError(
+                f"boundary={boundary!r} is not a node boundary after a layer of this "
+                f"{type(self).__name__} (widths {self.widths}); boundary l is the output of "
+                f"layers[l-1], so pass an int from 1 to {last} (the hidden boundaries are 1 "
+                f"to {last - 1}, {last} is the output)"
+            )
+        return int(boundary)
+
+    def _num_mult(self, boundary: int) -> int:
+        """Mult nodes of boundary ``boundary`` (0 at the output boundary)."""
+        return self.mult_nodes[boundary - 1] if boundary < len(self.layers) else 0
+
+    def subnodes(self, boundary: int) -> list[tuple[int, ...]]:
+        """For each node of ``boundary`` (``1 .. L``), the outputs of ``layers[boundary-1]``
+        it reads: ``(k,)`` for sum node ``k``, ``(s + 2j, s + 2j + 1)`` for mult node ``j``
+        (``s`` sum nodes). The output boundary ``L`` has sum nodes only."""
+        boundary = self._check_boundary(boundary)
+        mult = self._num_mult(boundary)
+        sums = self.widths[boundary] - mult
+        return [(k,) for k in range(sums)] + [(sums + 2 * j, sums + 2 * j + 1) for j in range(mult)]
+
+    def combine_nodes(self, boundary: int, y: torch.Tensor) -> torch.Tensor:
+        """The nodes ``(..., widths[boundary])`` of ``boundary`` from the subnodes ``y (...,
+        widths[boundary] + mult_nodes)`` that ``layers[boundary-1]`` computes: sum nodes are
+        copied, each mult node is the product of its two subnodes (:meth:`subnodes`)."""
+        boundary = self._check_boundary(boundary)
+        expected = self.widths[boundary] + self._num_mult(boundary)
+        if y.dim() == 0 or y.shape[-1] != expected:
+            raise ValueError(
+                f"combine_nodes({boundary}, y) needs the {expected} outputs of "
+                f"layers[{boundary - 1}] in the last dimension of y, got y of shape "
+                f"{tuple(y.shape)}; pass layers[{boundary - 1}](x) for that layer's input x"
+            )
+        return self._combine(boundary, y)
+
+    def _combine(self, boundary: int, y: torch.Tensor) -> torch.Tensor:
+        """:meth:`combine_nodes` without the checks (``y`` unchanged without mult nodes)."""
+        mult = self._num_mult(boundary)
+        if mult == 0:
+            return y
+        sums = self.widths[boundary] - mult
+        return torch.cat([y[..., :sums], y[..., sums::2] * y[..., sums + 1 :: 2]], dim=-1)
+
     def _layer_inputs(self, x: torch.Tensor):
         """Yield ``(layer, input of that layer)`` in order; the last output is not yielded."""
         self._check_input(x)
         for index, layer in enumerate(self.layers):
             if index > 0:
-                x = self.norms[index - 1](x)
+                x = self.norms[index - 1](self._combine(index, x))
             yield layer, x
             x = layer(x)
 
@@ -117,9 +184,13 @@ class KAN(nn.Module):
         self._check_input(x)
         for index, layer in enumerate(self.layers):
             if index > 0:
-                x = self.norms[index - 1](x)
+                x = self.norms[index - 1](self._combine(index, x))
             x = layer(x)
         return x
+
+    def extra_repr(self) -> str:
+        """``mult_nodes=[...]`` when there are any (the layers show subnode widths)."""
+        return f"mult_nodes={self.mult_nodes}" if any(self.mult_nodes) else ""
 
     def num_parameters(self, trainable_only: bool = True) -> int:
         """Number of (trainable) parameters."""
@@ -243,6 +314,45 @@ def resolve_widths(
             "e.g. widths=[2, 5, 1], or widths=[5] with in_features=2 and out_features=1"
         )
     return resolved
+
+
+def resolve_mult_nodes(mult_nodes: object, widths: Sequence[int]) -> list[int]:
+    """``mult_nodes`` (one int for every hidden layer, or one per hidden layer) as a list of
+    ``len(widths) - 2`` ints, each from 0 to its boundary's width, or an error."""
+    hidden = len(widths) - 2
+    usage = (
+        f"give one int >= 0 for every hidden layer or a list of {hidden} ints (one per "
+        f"hidden layer, each at most that layer's width in widths={list(widths)}), e.g. "
+        "mult_nodes=0 for none"
+    )
+    if isinstance(mult_nodes, Integral) and not isinstance(mult_nodes, bool):
+        if mult_nodes != 0 and hidden == 0:
+            raise ValueError(
+                f"mult_nodes={mult_nodes!r} but widths={list(widths)} has no hidden layer, "
+                "and only hidden nodes can multiply; add a hidden layer or use mult_nodes=0"
+            )
+        counts: list[object] = [mult_nodes] * hidden
+    elif isinstance(mult_nodes, Sequence) and not isinstance(mult_nodes, str | bytes):
+        counts = list(mult_nodes)
+        if len(counts) != hidden:
+            raise ValueError(
+                f"mult_nodes={counts!r} has {len(counts)} entries but widths="
+                f"{list(widths)} has {hidden} hidden layers; {usage}"
+            )
+    else:
+        raise TypeError(
+            f"mult_nodes must be an int or a list of ints, got {type(mult_nodes).__name__} "
+            f"{mult_nodes!r}; {usage}"
+        )
+    for position, (count, width) in enumerate(zip(counts, widths[1:-1], strict=True)):
+        if isinstance(count, bool) or not isinstance(count, Integral) or not 0 <= count <= width:
+            raise ValueError(
+                f"mult_nodes={mult_nodes!r} asks for {count!r} multiplication nodes in hidden "
+                f"layer {position + 1}, which has widths[{position + 1}] = {width} nodes in "
+                f"all (sum and mult nodes); each entry must be an int from 0 to that width: "
+                f"{usage}"
+            )
+    return [int(count) for count in counts]  # type: ignore[call-overload]
 
 
 def _make_norm(norm: Norm | None, width: int) -> nn.Module:

@@ -30,7 +30,7 @@ class SlimKAN(KAN):
 
     Every other option (``widths``, ``basis``, ``basis_kwargs``, ``base_activation``,
     ``bias``, ``norm``, ``spline_init_scale``, ``compiled``, ``in_features``,
-    ``out_features``) is :class:`KAN`'s, forwarded unchanged; configs and
+    ``out_features``, ``mult_nodes``) is :class:`KAN`'s, forwarded unchanged; configs and
     ``--print_config`` list them with their types and defaults (jsonargparse follows the
     ``**kwargs`` into ``KAN.__init__``).
 
@@ -92,7 +92,7 @@ class SlimKAN(KAN):
             )
             for index, layer in enumerate(kan.layers)
         ]
-        slim = cls(kan.widths, ranks=1)  # placeholder layers, replaced below
+        slim = cls(kan.widths, ranks=1, mult_nodes=kan.mult_nodes)  # placeholder layers
         slim.layers = nn.ModuleList(layer for layer, _ in converted)
         slim.norms = copy.deepcopy(kan.norms)
         slim.compression_errors = [error for _, error in converted]
