@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 __all__ = [
     "KAN",
     "KANLinear",
+    "Prune",
     "__version__",
     "available_bases",
     "available_coefficients",
@@ -24,3 +25,12 @@ __all__ = [
     "register_basis",
     "register_coefficients",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``lightning_kan.Prune`` on first use: importing the package stays free of Lightning."""
+    if name == "Prune":
+        from lightning_kan.callbacks import Prune
+
+        return Prune
+    raise AttributeError(f"module 'lightning_kan' has no attribute {name!r}")

@@ -186,13 +186,13 @@ ALLOWED_IMPORTS = {
     "protocols": {"bases"},
     "layers": {"bases", "ops"},
     "nets": {"bases", "layers", "ops", "utils"},
-    "plotting": {"atomic", "protocols"},
-    "callbacks": {"atomic", "plotting", "protocols"},
+    "plotting": {"atomic", "layers", "protocols"},
+    "callbacks": {"atomic", "interpret", "layers", "plotting", "protocols"},
     "data": set(),
     "pde": {"data"},
     "lotra": {"atomic", "callbacks", "ops", "plotting", "utils"},
     "tasks": {"bases", "callbacks", "pde", "protocols", "utils"},
-    "interpret": {"bases", "layers", "nets"},
+    "interpret": {"atomic", "bases", "layers", "nets"},
 }
 #: compatibility re-exports of PINNTask at its old address (see the document)
 COMPAT_IMPORTS = {

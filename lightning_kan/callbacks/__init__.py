@@ -3,5 +3,6 @@
 from lightning_kan.callbacks.activation_plot import ActivationPlot
 from lightning_kan.callbacks.checkpoint import AtomicCheckpointIO, ModelCheckpoint
 from lightning_kan.callbacks.grid_update import GridUpdate
+from lightning_kan.callbacks.prune import Prune
 
-__all__ = ["ActivationPlot", "AtomicCheckpointIO", "GridUpdate", "ModelCheckpoint"]
+__all__ = ["ActivationPlot", "AtomicCheckpointIO", "GridUpdate", "ModelCheckpoint", "Prune"]

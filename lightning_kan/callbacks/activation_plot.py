@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightning as L
 import torch
@@ -11,14 +12,59 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
 from lightning_kan.callbacks.inputs import require_datamodule, training_inputs
-from lightning_kan.plotting import figure_class, plot_edge_functions, save_figure
+from lightning_kan.interpret.scores import check_kan, edge_scores
+from lightning_kan.plotting import figure_class, plot_edge_functions, plot_graph, save_figure
 from lightning_kan.protocols import SupportsEdgeFunctions, require, require_net
 
-__all__ = ["ActivationPlot"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["ActivationPlot", "figure_folder", "log_figures", "scores_or_none"]
+
+
+def figure_folder(trainer: L.Trainer, name: str) -> Path | None:
+    """Where PNGs go for a logger that takes no images (CSV, none): ``<log_dir>/<name>``;
+    None for W&B and TensorBoard. Every process must call it (``trainer.log_dir``
+    broadcasts rank 0's folder)."""
+    if isinstance(trainer.logger, WandbLogger | TensorBoardLogger):
+        return None
+    return Path(trainer.log_dir or trainer.default_root_dir) / name
+
+
+def log_figures(
+    trainer: L.Trainer, name: str, figures: dict[str, Figure], folder: Path | None, label: str
+) -> None:
+    """Hand ``figures`` (``{part: figure}``, parts like ``"layer=0"``) to the logger
+    (rank 0 only): W&B images and TensorBoard figures under ``<name>/<part>`` (``=`` read
+    ``_``: ``activations/layer_0``), any other logger PNG files
+    ``<folder>/<label>-step=<step>-<part>.png`` written atomically."""
+    logger, step = trainer.logger, trainer.global_step
+    for part, figure in figures.items():
+        key = f"{name}/{part.replace('=', '_')}"
+        if isinstance(logger, WandbLogger):
+            logger.log_image(key=key, images=[figure], step=step)
+        elif isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_figure(key, figure, global_step=step)
+        else:
+            save_figure(figure, folder / f"{label}-step={step}-{part}.png", dpi=100)
+
+
+def scores_or_none(net: torch.nn.Module, inputs: torch.Tensor) -> list[torch.Tensor] | None:
+    """``edge_scores(net, inputs)`` for a dense KAN (fading), None for any other net."""
+    try:
+        check_kan(net, "ActivationPlot")
+    except TypeError:
+        return None
+    return edge_scores(net, inputs)
 
 
 class ActivationPlot(Callback):
     """Every ``every_n_epochs`` epochs and at the end of fit, plot ``module.net``'s edges.
+
+    A dense KAN's edges are faded by their attribution scores
+    (:func:`lightning_kan.interpret.edge_scores`, see :mod:`lightning_kan.plotting`);
+    other networks are drawn unfaded. ``graph=True`` also draws the network diagram
+    (:func:`~lightning_kan.plotting.plot_graph`, key ``activations/graph``).
 
     W&B gets images (``activations/layer_<l>``), TensorBoard figures, and any other
     logger (CSV) PNG files in ``<log_dir>/activations/``, written atomically. Without
@@ -28,7 +74,13 @@ class ActivationPlot(Callback):
     resolving the log folder); only rank 0 draws and writes.
     """
 
-    def __init__(self, every_n_epochs: int = 10, max_edges: int = 6, num_samples: int = 512):
+    def __init__(
+        self,
+        every_n_epochs: int = 10,
+        max_edges: int = 6,
+        num_samples: int = 512,
+        graph: bool = False,
+    ):
         for name, value, low in [
             ("every_n_epochs", every_n_epochs, 1),
             ("max_edges", max_edges, 1),
@@ -38,9 +90,15 @@ class ActivationPlot(Callback):
                 raise ValueError(
                     f"ActivationPlot: {name} must be an integer >= {low}, got {value!r}"
                 )
+        if not isinstance(graph, bool):
+            raise ValueError(
+                f"ActivationPlot: graph must be True or False, got {graph!r} (True also "
+                "draws the network diagram)"
+            )
         self.every_n_epochs = every_n_epochs
         self.max_edges = max_edges
         self.num_samples = num_samples
+        self.graph = graph
         self._enabled = True
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -78,11 +136,7 @@ class ActivationPlot(Callback):
         if not self._enabled:
             return
         inputs = training_inputs(trainer, self.num_samples, "ActivationPlot")  # broadcast
-        logger = trainer.logger
-        folder = None
-        if not isinstance(logger, WandbLogger | TensorBoardLogger):
-            # trainer.log_dir broadcasts rank 0's folder: never call it on rank 0 alone
-            folder = Path(trainer.log_dir or trainer.default_root_dir) / "activations"
+        folder = figure_folder(trainer, "activations")
         if trainer.is_global_zero:
             self._log(trainer, pl_module, inputs, label, folder)
 
@@ -97,15 +151,12 @@ class ActivationPlot(Callback):
         """Draw and hand the figures to the logger (rank 0 only: no collectives here)."""
         was_training = pl_module.training
         pl_module.eval()
-        figures = plot_edge_functions(pl_module.net, inputs.to(pl_module.device), self.max_edges)
+        net, inputs = pl_module.net, inputs.to(pl_module.device)
+        scores = scores_or_none(net, inputs)
+        layers = plot_edge_functions(net, inputs, self.max_edges, scores=scores)
+        graph = plot_graph(net, inputs, scores) if self.graph else None
         pl_module.train(was_training)
-        step = trainer.global_step
-        logger = trainer.logger
-        for index, figure in enumerate(figures):
-            key = f"activations/layer_{index}"
-            if isinstance(logger, WandbLogger):
-                logger.log_image(key=key, images=[figure], step=step)
-            elif isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_figure(key, figure, global_step=step)
-            else:
-                save_figure(figure, folder / f"{label}-step={step}-layer={index}.png", dpi=100)
+        figures = {f"layer={index}": figure for index, figure in enumerate(layers)}
+        if graph is not None:
+            figures["graph"] = graph
+        log_figures(trainer, "activations", figures, folder, label)

@@ -47,12 +47,14 @@ def edge_mask(layer: nn.Module) -> torch.Tensor:
     )
 
 
-def set_edge_mask(layer: nn.Module, keep: torch.Tensor) -> None:
+def set_edge_mask(layer: nn.Module, keep: torch.Tensor, install: bool = False) -> None:
     """Keep exactly the edges ``keep (O, I)`` (bool) of a dense layer, cut the others.
 
     Updates the masks in place when the layer has them (parameters, optimizer state and
     DDP hooks are untouched), else registers an :class:`EdgeMask` on ``weight`` and
-    ``base_weight``. An all-``True`` ``keep`` on an unmasked layer changes nothing.
+    ``base_weight``. An all-``True`` ``keep`` on an unmasked layer changes nothing unless
+    ``install``: the ``Prune`` callback installs its masks before the optimizer is built,
+    so the parameter order (optimizer state is saved by position) is the same on resume.
     """
     expected = (layer.out_features, layer.in_features)
     if tuple(keep.shape) != expected or keep.dtype != torch.bool:
@@ -67,7 +69,7 @@ def set_edge_mask(layer: nn.Module, keep: torch.Tensor) -> None:
         masks = _masks(layer, name)
         if masks:
             masks[0].mask.copy_(keep.reshape(masks[0].mask.shape).to(masks[0].mask.dtype))
-        elif not bool(keep.all()):
+        elif install or not bool(keep.all()):
             parametrize.register_parametrization(layer, name, EdgeMask(keep, trailing))
 
 
