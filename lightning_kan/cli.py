@@ -2,7 +2,12 @@
 
     lightning_kan fit --config configs/quickstart.yaml
     lightning_kan test --config runs/quickstart/version_0/config.yaml --ckpt_path .../last.ckpt
+    lightning_kan symbolic --config runs/quickstart/version_0/config.yaml --ckpt_path last
     lightning_kan fit --print_config   # the full, commented configuration
+
+``symbolic`` (:meth:`KANTrainer.symbolic`) reads a trained KAN: prune, fit a function to
+every edge, fine-tune, and write ``formula.txt``/``formula.tex``/``symbolic_edges.csv``
+into the run folder of the checkpoint.
 
 Sizes come from the data module, so a config never repeats them: every size argument
 the network or task accepts (``in_features``, ``out_features``, ``in_channels``,
@@ -30,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from jsonargparse import ArgumentError, Namespace
 from jsonargparse._parameter_resolvers import get_signature_parameters
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
@@ -46,9 +52,10 @@ import lightning_kan.pde  # noqa: F401
 from lightning_kan.atomic import atomic_write_text, remove_stale_partials
 from lightning_kan.callbacks.checkpoint import CheckpointError, load_checkpoint_file
 from lightning_kan.cpu import skip_failing_nvml_probe
+from lightning_kan.interpret.workflow import FormulaReport, read_formula, write_formula_report
 from lightning_kan.tasks import KANTask, NonFiniteLossError
 
-__all__ = ["KANCLI", "build_cli", "main"]
+__all__ = ["KANCLI", "KANTrainer", "build_cli", "main"]
 
 #: network/task argument -> data module attribute that defines it
 SIZE_SOURCES = {
@@ -84,8 +91,104 @@ class AtomicSaveConfig(SaveConfigCallback):
 LIGHTNING_CKPT_NAMES = ("best", "hpc", "registry")
 
 
+class KANTrainer(L.Trainer):
+    """Lightning's ``Trainer`` plus :meth:`symbolic`, the CLI's ``symbolic`` subcommand."""
+
+    def symbolic(
+        self,
+        model: L.LightningModule,
+        datamodule: L.LightningDataModule | None = None,
+        ckpt_path: str | None = None,
+        weights_only: bool | None = None,
+        edge_threshold: float = 1e-2,
+        node_threshold: float = 1e-2,
+        r2_threshold: float = 0.0,
+        library: list[str] | None = None,
+        fine_tune_steps: int = 50,
+        digits: int = 4,
+        output_dir: str | None = None,
+    ) -> FormulaReport:
+        """Read a trained KAN as a formula: prune, fit symbols, fine-tune, write the result.
+
+        Loads ``ckpt_path`` (a checkpoint of a fit, or ``last``; ``weights_only`` as in
+        ``fit``: tensors and primitives only unless it is ``False``) into the task, runs
+        :func:`~lightning_kan.interpret.workflow.read_formula` on the data module's train
+        and test splits, writes its files into ``output_dir`` (default: ``symbolic/`` in
+        the checkpoint's run folder) and logs the formula and its test MSEs to the
+        trainer's loggers (CSV: metrics; TensorBoard: text; W&B: a table).
+        """
+        if not ckpt_path:
+            raise CheckpointError(
+                "lightning_kan symbolic needs --ckpt_path: the checkpoint of a trained run "
+                "(a path, or 'last' for the newest last.ckpt of the run in --config)"
+            )
+        safe = weights_only is None or weights_only
+        checkpoint = load_checkpoint_file(ckpt_path, weights_only=safe, map_location="cpu")
+        model.load_state_dict(checkpoint["state_dict"])
+        if datamodule is None:
+            raise ValueError(
+                "lightning_kan symbolic reads the training and test samples from the data "
+                "module of the config; give one under data:"
+            )
+        train = _split_tensors(datamodule, "fit", "train_dataloader")
+        test = _split_tensors(datamodule, "test", "test_dataloader")
+        net = getattr(model, "net", model)
+        report = read_formula(
+            net,
+            train,
+            test,
+            edge_threshold=edge_threshold,
+            node_threshold=node_threshold,
+            r2_threshold=r2_threshold,
+            library=library,
+            fine_tune_steps=fine_tune_steps,
+            digits=digits,
+            variables=getattr(datamodule, "input_variables", None),
+        )
+        folder = Path(output_dir) if output_dir else Path(ckpt_path).resolve().parent.parent
+        paths = write_formula_report(report, folder / "symbolic" if not output_dir else folder)
+        _log_formula(self, report)
+        print(paths["formula.txt"].read_text(), end="")
+        print(f"lightning_kan: wrote {', '.join(str(p) for p in paths.values())}")
+        return report
+
+
+def _split_tensors(datamodule: L.LightningDataModule, stage: str, loader: str):
+    """``(inputs, targets)`` of every batch of ``datamodule``'s ``loader``, concatenated."""
+    datamodule.setup(stage)
+    batches = list(getattr(datamodule, loader)())
+    inputs = [batch[0] for batch in batches]
+    targets = [batch[1] for batch in batches]
+    return torch.cat(inputs), torch.cat(targets)
+
+
+def _log_formula(trainer: L.Trainer, report: FormulaReport) -> None:
+    """The test MSEs as metrics on every logger; the formula as TensorBoard text and a
+    W&B table where those loggers are used."""
+    metrics = {
+        "symbolic/mse_network": report.mse_network,
+        "symbolic/mse_symbolic_network": report.mse_symbolic_network,
+        "symbolic/mse_formula": report.mse_formula,
+    }
+    text = "  \n".join(f"y_{k + 1} = {f}" for k, f in enumerate(report.formulas))
+    for logger in trainer.loggers:
+        logger.log_metrics(metrics, step=0)
+        experiment = getattr(logger, "experiment", None)
+        if hasattr(experiment, "add_text"):
+            experiment.add_text("symbolic/formula", text)
+        if hasattr(logger, "log_text"):
+            rows = [[f"y_{k + 1}", str(f)] for k, f in enumerate(report.formulas)]
+            logger.log_text(key="symbolic/formula", columns=["output", "formula"], data=rows)
+        logger.save()
+
+
 class KANCLI(LightningCLI):
-    """LightningCLI over any ``KANTask`` and ``LightningDataModule`` subclass."""
+    """LightningCLI over any ``KANTask`` and ``LightningDataModule`` subclass, with the
+    ``symbolic`` subcommand of :class:`KANTrainer`."""
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        return {**LightningCLI.subcommands(), "symbolic": {"model", "datamodule"}}
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         """Parsers raise instead of printing usage: :meth:`parse_arguments` reports."""
@@ -147,9 +250,12 @@ class KANCLI(LightningCLI):
 
     def _run_subcommand(self, subcommand: str) -> None:
         """Run it; a non-finite loss or an unreadable checkpoint ends in one paragraph."""
+        handled: tuple[type[Exception], ...] = (NonFiniteLossError, CheckpointError)
+        if subcommand == "symbolic":  # read_formula's errors are one paragraph each
+            handled += (ValueError, TypeError, ImportError)
         try:
             super()._run_subcommand(subcommand)
-        except (NonFiniteLossError, CheckpointError) as error:
+        except handled as error:
             print(f"lightning_kan: error: {' '.join(str(error).split())}", file=sys.stderr)
             raise SystemExit(1) from None
 
@@ -206,7 +312,7 @@ def _describe_parse_error(message: str, parser: LightningArgumentParser, argv: l
         match = _closest_key(field, _valid_keys(parser, argv, field, _owner(message, option)))
         if match:
             text += f"; did you mean {match}?"
-    subcommand = next((a for a in argv if a in ("fit", "validate", "test", "predict")), "fit")
+    subcommand = next((a for a in argv if a in KANCLI.subcommands()), "fit")
     return f"{text} (lightning_kan {subcommand} --help lists the options)"
 
 
@@ -417,6 +523,7 @@ def build_cli(args: list[str] | dict[str, Any] | None = None, run: bool = True) 
     return KANCLI(
         KANTask,
         L.LightningDataModule,
+        trainer_class=KANTrainer,
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_callback=AtomicSaveConfig,
