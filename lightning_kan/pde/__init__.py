@@ -1,4 +1,4 @@
-"""Physics-informed PDE solving: problems with exact solutions and their data.
+"""Physics-informed PDE solving: problems with exact solutions, their domains and data.
 
 ``PINNTask`` (the LightningModule) lives in :mod:`lightning_kan.tasks.pinn`;
 ``lightning_kan.pde.PINNTask``, the class path configs use, still names it. It is
@@ -8,7 +8,17 @@ eager import here would be circular when ``lightning_kan.tasks`` is imported fir
 
 from typing import Any
 
+from lightning_kan.pde.constraints import HardDirichlet
 from lightning_kan.pde.data import PDEDataModule
+from lightning_kan.pde.geometry import (
+    Box,
+    Difference,
+    Ellipsoid,
+    Geometry,
+    Intersection,
+    Polygon,
+    Union,
+)
 from lightning_kan.pde.problems import (
     Burgers,
     Elliptic,
@@ -17,16 +27,28 @@ from lightning_kan.pde.problems import (
     SteadyAllenCahn,
     TimeAllenCahn,
 )
+from lightning_kan.pde.sampling import SAMPLERS, Sampler, get_sampler
 
 __all__ = [
+    "SAMPLERS",
+    "Box",
     "Burgers",
+    "Difference",
+    "Ellipsoid",
     "Elliptic",
+    "Geometry",
+    "HardDirichlet",
     "Helmholtz",
+    "Intersection",
     "PDEDataModule",
     "PDEProblem",
     "PINNTask",
+    "Polygon",
+    "Sampler",
     "SteadyAllenCahn",
     "TimeAllenCahn",
+    "Union",
+    "get_sampler",
 ]
 
 

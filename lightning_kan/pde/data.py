@@ -10,6 +10,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from lightning_kan.data.loading import evaluation_loader
 from lightning_kan.pde.problems import PDEProblem
+from lightning_kan.pde.sampling import Sampler as PointSampler
+from lightning_kan.pde.sampling import get_sampler
 
 __all__ = ["PDEDataModule"]
 
@@ -19,9 +21,17 @@ class _Collocation(Dataset):
     generator seeded by ``(seed, index)``: the points depend on nothing else, so runs
     and resumed runs see the same points."""
 
-    def __init__(self, problem: PDEProblem, interior: int, boundary: int, seed: int, length: int):
+    def __init__(
+        self,
+        problem: PDEProblem,
+        interior: int,
+        boundary: int,
+        seed: int,
+        length: int,
+        sampler: PointSampler,
+    ):
         self.problem, self.interior, self.boundary = problem, interior, boundary
-        self.seed, self.length = seed, length
+        self.seed, self.length, self.sampler = seed, length, sampler
 
     def __len__(self) -> int:
         return self.length
@@ -29,8 +39,8 @@ class _Collocation(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
         return {
-            "interior": self.problem.sample_interior(self.interior, generator),
-            "boundary": self.problem.sample_boundary(self.boundary, generator),
+            "interior": self.problem.sample_interior(self.interior, generator, self.sampler),
+            "boundary": self.problem.sample_boundary(self.boundary, generator, self.sampler),
         }
 
 
@@ -61,6 +71,10 @@ class PDEDataModule(L.LightningDataModule):
         resample: draw new points every epoch (else the same ``steps_per_epoch`` sets).
         test_points_per_dim: the validation/test grid has this many points per axis.
         seed: the points are a function of the seed (and epoch) only.
+        sampler: how points are placed in the problem's ``domain``: ``random`` (uniform,
+            the default), ``grid``, ``latin``, ``sobol``, ``halton``, ``chebyshev``
+            (:data:`~lightning_kan.pde.sampling.SAMPLERS`). ``grid`` and ``chebyshev`` are
+            the same every step (and on a box need ``num_interior = m ** d``).
 
     ``num_features`` (the problem's dimension) and ``num_outputs`` (1) size the network.
     Under DDP, Lightning's distributed sampler shards the point sets between processes.
@@ -75,6 +89,7 @@ class PDEDataModule(L.LightningDataModule):
         resample: bool = True,
         test_points_per_dim: int = 101,
         seed: int = 0,
+        sampler: str = "random",
     ) -> None:
         super().__init__()
         for name, value in [
@@ -89,6 +104,9 @@ class PDEDataModule(L.LightningDataModule):
         self.num_interior, self.num_boundary = num_interior, num_boundary
         self.steps_per_epoch, self.resample = steps_per_epoch, resample
         self.test_points_per_dim, self.seed = test_points_per_dim, seed
+        self.sampler = get_sampler(sampler)
+        batch = _Collocation(problem, num_interior, num_boundary, seed, 1, self.sampler)
+        batch[0]  # counts a sampler cannot take (a grid's m ** d) fail here, not in fit
 
     @property
     def num_features(self) -> int:
@@ -100,7 +118,12 @@ class PDEDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         dataset = _Collocation(
-            self.problem, self.num_interior, self.num_boundary, self.seed, self.steps_per_epoch
+            self.problem,
+            self.num_interior,
+            self.num_boundary,
+            self.seed,
+            self.steps_per_epoch,
+            self.sampler,
         )
         sampler = _EpochBatches(self.steps_per_epoch, self.resample)
         return DataLoader(dataset, batch_size=None, sampler=sampler)

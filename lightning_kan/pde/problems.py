@@ -1,9 +1,11 @@
 """PDE problems with exact (manufactured where needed) solutions, for physics-informed KANs.
 
-A problem knows its domain (a box), its residual operator (written with autograd, so a
-network's second derivatives flow through KAN layers), its boundary / initial data and
-its exact solution, so errors are measured, not guessed. Each has one parameter that
-defines a family of related problems (LoTRA fine-tunes across it).
+A problem knows its domain (its box ``bounds``, or any
+:class:`~lightning_kan.pde.geometry.Geometry` given as ``domain``), its residual
+operator (written with autograd, so a network's second derivatives flow through KAN
+layers), its boundary / initial data and its exact solution, so errors are measured,
+not guessed. Each has one parameter that defines a family of related problems (LoTRA
+fine-tunes across it).
 
 Points are ``x (N, d)``; time-dependent problems use the last column as ``t``.
 """
@@ -14,6 +16,9 @@ import math
 from collections.abc import Callable
 
 import torch
+
+from lightning_kan.pde.geometry import Box, Geometry
+from lightning_kan.pde.sampling import Sampler
 
 __all__ = ["Burgers", "Elliptic", "Helmholtz", "PDEProblem", "SteadyAllenCahn", "TimeAllenCahn"]
 
@@ -33,16 +38,42 @@ def second_derivative(grad: torch.Tensor, x: torch.Tensor, dim: int) -> torch.Te
 
 
 class PDEProblem:
-    """Base class: ``residual(u_fn, x)``, ``exact(x)``, boundary sampling, a test grid."""
+    """Base class: ``residual(u_fn, x)``, ``exact(x)``, boundary sampling, a test grid.
+
+    ``domain`` is where the PDE is posed: by default the box ``bounds`` (with
+    ``time_dims``), sampled as before geometries existed; any
+    :class:`~lightning_kan.pde.geometry.Geometry` of the same dimension can replace it
+    (the constructors' ``domain=`` argument), and the Dirichlet data is then the exact
+    solution on that domain's boundary.
+    """
 
     #: (low, high) per coordinate
     bounds: tuple[tuple[float, float], ...]
     #: coordinates that are time (their lower face is an initial condition, upper is free)
     time_dims: tuple[int, ...] = ()
+    _domain: Geometry | None = None
 
     @property
     def dim(self) -> int:
         return len(self.bounds)
+
+    @property
+    def domain(self) -> Geometry:
+        """The geometry: the one given, else ``Box(bounds, time_dims)`` (one face per
+        random boundary point uniformly, so default runs draw the points they always did)."""
+        if self._domain is None:
+            return Box(self.bounds, self.time_dims, face_choice="uniform")
+        return self._domain
+
+    @domain.setter
+    def domain(self, domain: Geometry | None) -> None:
+        if domain is not None and (not isinstance(domain, Geometry) or domain.dim != self.dim):
+            raise ValueError(
+                f"{type(self).__name__}: domain must be a lightning_kan.pde.geometry "
+                f"Geometry of dimension {self.dim} (the coordinates its residual reads), "
+                f"got {domain!r}; None keeps the box {self.bounds}."
+            )
+        self._domain = domain
 
     def exact(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -55,40 +86,57 @@ class PDEProblem:
         """Dirichlet / initial data on the boundary: the exact solution there."""
         return self.exact(x)
 
-    def sample_interior(self, count: int, generator: torch.Generator) -> torch.Tensor:
-        low, high = self._box()
-        return low + (high - low) * torch.rand(count, self.dim, generator=generator)
+    def sample_interior(
+        self, count: int, generator: torch.Generator, sampler: str | Sampler = "random"
+    ) -> torch.Tensor:
+        """``(count, d)`` points of the domain (:meth:`Geometry.sample_interior`)."""
+        return self.domain.sample_interior(count, sampler, generator)
 
-    def sample_boundary(self, count: int, generator: torch.Generator) -> torch.Tensor:
-        """Uniform points on the faces that carry data (all faces but the final time)."""
-        low, high = self._box()
-        points = low + (high - low) * torch.rand(count, self.dim, generator=generator)
-        faces = [
-            (d, side)
-            for d in range(self.dim)
-            for side in (0, 1)
-            if not (d in self.time_dims and side == 1)
-        ]
-        choice = torch.randint(len(faces), (count,), generator=generator)
-        for index, (d, side) in enumerate(faces):
-            mask = choice == index
-            points[mask, d] = (high if side else low)[d]
-        return points
+    def sample_boundary(
+        self, count: int, generator: torch.Generator, sampler: str | Sampler = "random"
+    ) -> torch.Tensor:
+        """Points on the part of the boundary that carries data (for a box: all faces
+        but the final time)."""
+        return self.domain.sample_boundary(count, sampler, generator)
 
     def test_grid(self, points_per_dim: int = 101) -> torch.Tensor:
-        """A uniform tensor grid over the domain, ``(points_per_dim ** d, d)``."""
+        """A uniform tensor grid over the domain's bounding box, ``(points_per_dim ** d,
+        d)`` for a box; for other domains only its points inside the domain."""
+        domain = self.domain
         axes = [
-            torch.linspace(lo, hi, points_per_dim, dtype=torch.float64) for lo, hi in self.bounds
+            torch.linspace(lo, hi, points_per_dim, dtype=torch.float64) for lo, hi in domain.bounds
         ]
-        return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, self.dim)
+        grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, self.dim)
+        return grid if isinstance(domain, Box) else grid[domain.contains(grid)]
 
-    def _box(self) -> tuple[torch.Tensor, torch.Tensor]:
-        low = torch.tensor([lo for lo, _ in self.bounds])
-        high = torch.tensor([hi for _, hi in self.bounds])
-        return low, high
+    def boundary_lift(self, x: torch.Tensor) -> torch.Tensor:
+        """``g (N, 1)``: equal to :meth:`boundary_values` on the data boundary, built from
+        boundary values only (hard constraints add ``distance * network`` to it).
+
+        On a box: the transfinite (Coons) interpolation of the data faces
+        (:meth:`Box.transfinite`). Other domains have no such default: give
+        ``HardDirichlet`` a ``lift`` (e.g. ``problem.boundary_values`` or zero).
+        """
+        domain = self.domain
+        if not isinstance(domain, Box):
+            raise ValueError(
+                f"{self!r} has no default boundary lift on {domain!r} (only boxes have "
+                "one: the transfinite interpolation of the face data); pass "
+                "HardDirichlet(..., lift=...), e.g. lift=problem.boundary_values (the "
+                "exact solution extended inside) or a function that is 0 everywhere."
+            )
+        return domain.transfinite(self.boundary_values, x)
+
+    def boundary_distance(self, x: torch.Tensor) -> torch.Tensor:
+        """``d (N, 1)``: 0 on the data boundary, > 0 inside (the domain's
+        :meth:`~lightning_kan.pde.geometry.Geometry.boundary_factor`)."""
+        return self.domain.boundary_factor(x)[:, None]
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.extra_repr()})"
+        extra = self.extra_repr()
+        if self._domain is not None:
+            extra = ", ".join(filter(None, [extra, f"domain={self._domain!r}"]))
+        return f"{type(self).__name__}({extra})"
 
     def extra_repr(self) -> str:
         return ""
@@ -106,10 +154,11 @@ class Elliptic(PDEProblem):
 
     bounds = ((0.0, 1.0), (0.0, 1.0))
 
-    def __init__(self, p: float = 1.0) -> None:
+    def __init__(self, p: float = 1.0, domain: Geometry | None = None) -> None:
         if not p > -1:
             raise ValueError(f"p must be > -1 so that a = 1 + p x y stays positive, got {p!r}")
         self.p = float(p)
+        self.domain = domain
 
     def exact(self, x: torch.Tensor) -> torch.Tensor:
         a = 1 + self.p * x[:, :1] * x[:, 1:2]
@@ -145,8 +194,11 @@ class Helmholtz(PDEProblem):
 
     bounds = ((-1.0, 1.0), (-1.0, 1.0))
 
-    def __init__(self, a1: float = 1.0, a2: float = 4.0, k: float = 1.0) -> None:
+    def __init__(
+        self, a1: float = 1.0, a2: float = 4.0, k: float = 1.0, domain: Geometry | None = None
+    ) -> None:
         self.a1, self.a2, self.k = float(a1), float(a2), float(k)
+        self.domain = domain
 
     def exact(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sin(self.a1 * PI * x[:, :1]) * torch.sin(self.a2 * PI * x[:, 1:2])
@@ -172,10 +224,11 @@ class SteadyAllenCahn(PDEProblem):
 
     bounds = ((-1.0, 1.0), (-1.0, 1.0))
 
-    def __init__(self, eps: float = 0.1) -> None:
+    def __init__(self, eps: float = 0.1, domain: Geometry | None = None) -> None:
         if not eps > 0:
             raise ValueError(f"eps must be positive, got {eps!r}")
         self.eps = float(eps)
+        self.domain = domain
 
     def exact(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh((x[:, :1] + x[:, 1:2]) / (2 * self.eps))
@@ -200,10 +253,11 @@ class TimeAllenCahn(PDEProblem):
     bounds = ((-1.0, 1.0), (0.0, 1.0))
     time_dims = (1,)
 
-    def __init__(self, eps: float = 0.1) -> None:
+    def __init__(self, eps: float = 0.1, domain: Geometry | None = None) -> None:
         if not eps > 0:
             raise ValueError(f"eps must be positive, got {eps!r}")
         self.eps = float(eps)
+        self.domain = domain
 
     def exact(self, x: torch.Tensor) -> torch.Tensor:
         return torch.exp(-x[:, 1:2]) * torch.sin(PI * x[:, :1])
@@ -230,10 +284,11 @@ class Burgers(PDEProblem):
     bounds = ((-1.0, 1.0), (0.0, 1.0))
     time_dims = (1,)
 
-    def __init__(self, nu: float = 0.05) -> None:
+    def __init__(self, nu: float = 0.05, domain: Geometry | None = None) -> None:
         if not nu > 0:
             raise ValueError(f"nu must be positive, got {nu!r}")
         self.nu = float(nu)
+        self.domain = domain
 
     def exact(self, x: torch.Tensor) -> torch.Tensor:
         return 0.5 - 0.5 * torch.tanh((x[:, :1] - 0.5 * x[:, 1:2]) / (4 * self.nu))

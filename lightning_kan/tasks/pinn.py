@@ -78,6 +78,11 @@ class PINNTask(KANTask):
             raise ValueError(
                 "PINNTask needs a PDE problem: use a PDEDataModule or pass problem=..."
             )
+        # an output transform that takes its problem late (``pde.HardDirichlet``) gets this
+        # one, so a config names the problem once, in the data module
+        bind = getattr(self.net, "bind_problem", None)
+        if callable(bind) and getattr(self.net, "problem", None) is None:
+            bind(self.problem)
         super().setup(stage)
 
     def training_loss(self, batch: Any, record: bool = True) -> torch.Tensor:
