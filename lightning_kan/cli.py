@@ -29,6 +29,7 @@ from __future__ import annotations
 import difflib
 import glob
 import inspect
+import os
 import re
 import sys
 from pathlib import Path
@@ -36,10 +37,12 @@ from typing import Any
 
 import lightning as L
 import torch
+import yaml
 from jsonargparse import ArgumentError, Namespace
 from jsonargparse._parameter_resolvers import get_signature_parameters
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from torch.nn.parameter import is_lazy
 
 # imported so that configs and --trainer.callbacks+=... can name these classes by their
@@ -71,20 +74,51 @@ class ConfigError(ValueError):
 
 
 class AtomicSaveConfig(SaveConfigCallback):
-    """Writes the run's ``config.yaml`` atomically (rank 0; remote log dirs as Lightning)."""
+    """Writes the run's ``config.yaml`` atomically into the run's own folder (rank 0;
+    remote log dirs as Lightning), and gives a W&B run the whole resolved config."""
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        log_dir = trainer.log_dir  # a broadcast: every rank takes part
+        log_dir = _run_folder(trainer)  # broadcasts: every rank takes part
         if self.already_saved or log_dir is None or not _is_local_file_protocol(log_dir):
             super().setup(trainer, pl_module, stage)
             return
         if trainer.is_global_zero:
+            Path(log_dir).mkdir(parents=True, exist_ok=True)
             remove_stale_partials(log_dir)  # a killed run's half-written config
             text = self.parser.dump(self.config, skip_none=False)
             atomic_write_text(Path(log_dir) / self.config_filename, text)
             self.save_config(trainer, pl_module, stage)
             self.already_saved = True
         self.already_saved = trainer.strategy.broadcast(self.already_saved)
+
+    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """W&B keeps no config file of the run: its config gets every section (trainer,
+        model, data, seed_everything), as ``config.yaml`` has them (rank 0)."""
+        loggers = [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
+        if loggers:
+            config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+            config.pop("config", None)  # the paths of the config files given
+            for logger in loggers:
+                logger.log_hyperparams(config)
+
+
+def _run_folder(trainer: L.Trainer) -> str | None:
+    """The folder of this run's files. ``trainer.log_dir`` where it is one per run (CSV,
+    TensorBoard: ``version_N``); for a logger whose log_dir is its ``save_dir``, shared by
+    all its runs (W&B), ``<save_dir>/<name>/<version>``: where Lightning's
+    ``ModelCheckpoint`` puts this run's ``checkpoints/``. Every rank must call it."""
+    log_dir = trainer.log_dir  # a broadcast
+    logger = trainer.loggers[0] if trainer.loggers else None
+    if logger is None or log_dir is None or isinstance(logger, CSVLogger | TensorBoardLogger):
+        return log_dir
+    folder = None
+    if trainer.is_global_zero:
+        save_dir = logger.save_dir or trainer.default_root_dir
+        _ = logger.experiment  # started (Lightning does before setup): its id is the version
+        version = logger.version
+        version = version if isinstance(version, str) else f"version_{version}"
+        folder = os.path.join(save_dir, str(logger.name), version)
+    return trainer.strategy.broadcast(folder)
 
 
 #: --ckpt_path values Lightning resolves itself

@@ -86,6 +86,9 @@ SYMBOLIC_COLOR = "tab:red"
 EDGE_COLOR = "black"
 #: opacity of a cut edge's dashed line in the edge plots
 CUT_ALPHA = 0.25
+#: least height of an edge-plot figure, inches (240 px at the 100 dpi of the PNGs): a
+#: one-row layer (a network's output layer) keeps room for its curves under the titles
+MIN_FIGURE_HEIGHT = 2.4
 _TICK_FONT = 6
 
 
@@ -169,7 +172,8 @@ def plot_edge_functions(
 
     ``net`` is a network with ``layers`` of ``KANLinear`` (``KAN``) or a single
     ``KANLinear``; ``inputs (N, I)`` are real network inputs, propagated to find each
-    layer's input range. Wide layers show their first ``max_edges`` inputs and outputs.
+    layer's input range. Wide layers show their first ``max_edges`` inputs and outputs;
+    a figure is at least :data:`MIN_FIGURE_HEIGHT` tall.
     Each subplot's ticks give the input range and the edge's output range. ``scores``
     (one ``(O, I)`` tensor per layer, e.g. ``edge_scores(net, inputs)``) set each curve's
     opacity to :func:`fade` ``(score, beta)``; cut edges are dashed at
@@ -192,7 +196,8 @@ def plot_edge_functions(
             min(layer.out_features, max_edges),
             min(layer.in_features, max_edges),
         )
-        figure = Figure(figsize=(1.7 * inputs_shown, 1.35 * outputs + 0.4))
+        height = max(1.35 * outputs + 0.4, MIN_FIGURE_HEIGHT)
+        figure = Figure(figsize=(1.7 * inputs_shown, height))
         axes = figure.subplots(outputs, inputs_shown, squeeze=False)
         for o in range(outputs):
             for i in range(inputs_shown):

@@ -67,8 +67,10 @@ class ActivationPlot(Callback):
     (:func:`~lightning_kan.plotting.plot_graph`, key ``activations/graph``).
 
     W&B gets images (``activations/layer_<l>``), TensorBoard figures, and any other
-    logger (CSV) PNG files in ``<log_dir>/activations/``, written atomically. Without
-    matplotlib it warns once at the start of fit and plots nothing.
+    logger (CSV) PNG files in ``<log_dir>/activations/``, written atomically. W&B and
+    TensorBoard get one image per step: the end-of-fit plot is skipped when the last
+    epoch's plot drew the same global step (a fit of a multiple of ``every_n_epochs``
+    epochs). Without matplotlib it warns once at the start of fit and plots nothing.
 
     Under DDP every process takes part in the collectives (sharing rank 0's inputs,
     resolving the log folder); only rank 0 draws and writes.
@@ -100,12 +102,14 @@ class ActivationPlot(Callback):
         self.num_samples = num_samples
         self.graph = graph
         self._enabled = True
+        self._plotted_step: int | None = None  # global step of this fit's latest plot
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Fail before training if the network cannot be plotted; warn once if matplotlib
         is missing (the fit then runs without plots)."""
         if stage != "fit":
             return
+        self._plotted_step = None
         require_datamodule(trainer, "ActivationPlot")
         require(
             require_net(pl_module, "ActivationPlot"),
@@ -135,8 +139,11 @@ class ActivationPlot(Callback):
         """Runs on every process: the collectives here must be reached by all of them."""
         if not self._enabled:
             return
+        folder = figure_folder(trainer, "activations")  # a broadcast for file loggers
+        if label == "final" and folder is None and trainer.global_step == self._plotted_step:
+            return  # a logger with a step axis has this step's image (same on every rank)
+        self._plotted_step = trainer.global_step
         inputs = training_inputs(trainer, self.num_samples, "ActivationPlot")  # broadcast
-        folder = figure_folder(trainer, "activations")
         if trainer.is_global_zero:
             self._log(trainer, pl_module, inputs, label, folder)
 

@@ -129,6 +129,7 @@ class ModelCheckpoint(_LightningModelCheckpoint):
 
     _last_written_step: int | None = None  # global step of the newest last.ckpt
     _train_start_step: int | None = None  # global step when fit started (None: not started)
+    _best_metrics: dict[str, float] | None = None  # see best_model_metrics
 
     @classmethod
     def adopt(cls, callback: _LightningModelCheckpoint) -> ModelCheckpoint:
@@ -149,6 +150,26 @@ class ModelCheckpoint(_LightningModelCheckpoint):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
         self._train_start_step = trainer.global_step
+        self._best_metrics = None
+
+    @property
+    def best_model_metrics(self) -> dict[str, float]:
+        """The scalar metrics (``val/loss``, ``val/rel_l2``, ...) of the moment the best
+        checkpoint of this fit was saved; empty before one is (and, after resuming, until
+        this fit saves a new best: checkpoints keep only the monitored score)."""
+        return dict(self._best_metrics or {})
+
+    def _update_best_and_save(
+        self, current: torch.Tensor, trainer: L.Trainer, monitor_candidates: dict[str, Any]
+    ) -> None:
+        """As Lightning's; also keeps the metrics of a new best (:attr:`best_model_metrics`)."""
+        super()._update_best_and_save(current, trainer, monitor_candidates)
+        if self.best_model_score is self.current_score:  # the file just saved is the best
+            self._best_metrics = {
+                name: float(value)
+                for name, value in monitor_candidates.items()
+                if name not in ("epoch", "step") and torch.as_tensor(value).numel() == 1
+            }
 
     def check_monitor_top_k(self, trainer: L.Trainer, current: torch.Tensor | None = None) -> bool:
         """As Lightning's, except that a NaN or infinite value never enters the top k."""
