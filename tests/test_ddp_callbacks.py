@@ -65,7 +65,8 @@ def fit_with_callbacks(out: Path, rank_file: str) -> int:
     L.seed_everything(0)
     net = KAN([2, 3, 1])
     initial_grid = net.layers[0].basis.grid.clone()
-    task = RegressionTask(net, optimizer=partial(torch.optim.Adam, lr=1e-2))
+    # initial_grid=None: the grid moves only by GridUpdate, which this job checks
+    task = RegressionTask(net, optimizer=partial(torch.optim.Adam, lr=1e-2), initial_grid=None)
     data = FunctionDataModule("kan-toy", num_train=256, num_val=NUM_VAL, num_test=64, batch_size=32)
     run = trainer(
         max_epochs=2,

@@ -187,7 +187,7 @@ ALLOWED_IMPORTS = {
     "layers": {"bases", "ops"},
     "nets": {"bases", "layers", "ops", "utils"},
     "plotting": {"atomic", "layers", "protocols"},
-    "callbacks": {"atomic", "interpret", "layers", "plotting", "protocols"},
+    "callbacks": {"atomic", "bases", "interpret", "layers", "plotting", "protocols"},
     "data": set(),
     "pde": {"data"},
     "lotra": {"atomic", "callbacks", "ops", "plotting", "utils"},

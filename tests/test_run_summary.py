@@ -155,3 +155,22 @@ def test_tensorboard_gets_the_final_plot_at_its_own_step(tmp_path):
     accumulator = event_accumulator.EventAccumulator(str(tmp_path / "tb/version_0"), {"images": 0})
     accumulator.Reload()
     assert [event.step for event in accumulator.Images("activations/layer_0")] == [8, 12]
+
+
+def test_the_main_validation_metric_is_on_the_progress_bar(tmp_path):
+    """PINNTask shows val/rel_l2 (ClassificationTask: val/accuracy) beside the losses."""
+    from lightning_kan.pde import Elliptic, PDEDataModule, PINNTask
+    from lightning_kan.tasks import ClassificationTask
+
+    data = PDEDataModule(Elliptic(), num_interior=32, num_boundary=16, steps_per_epoch=2)
+    trainer = L.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(PINNTask(KAN([2, 3, 1], basis="chebyshev")), data)
+    assert "val/rel_l2" in trainer.progress_bar_metrics
+    assert "val/rel_l2" in trainer.callback_metrics  # still logged as a metric
+    assert ClassificationTask.progress_bar_metric == "accuracy"

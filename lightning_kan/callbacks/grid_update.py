@@ -1,14 +1,27 @@
-"""``GridUpdate``: move B-spline grids to the data during training, as pykan's fit does."""
+"""B-spline grids that follow the data: fitted when training starts (:func:`fit_initial_grids`,
+which every ``KANTask`` runs by default) and moved during training (``GridUpdate``), as
+pykan's fit does."""
 
 from __future__ import annotations
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import nn
+from torch.nn.utils import parametrize
 
+from lightning_kan.bases import BSplineBasis
 from lightning_kan.callbacks.inputs import require_datamodule, training_inputs
-from lightning_kan.protocols import SupportsGridUpdate, require, require_net
+from lightning_kan.layers.grid import (
+    SplineGridMixin,
+    _check_finite_samples,
+    _extend_knots,
+    _quantile_interior,
+)
+from lightning_kan.protocols import SupportsGridUpdate, _refits_coefficients, require, require_net
 
-__all__ = ["GridUpdate"]
+__all__ = ["INITIAL_GRID_SAMPLES", "GridUpdate", "fit_grids", "fit_initial_grids", "spline_layers"]
 
 
 class GridUpdate(Callback):
@@ -85,3 +98,124 @@ class GridUpdate(Callback):
         pl_module.net.update_grid(
             samples.to(pl_module.device), margin=self.margin, grid_eps=self.grid_eps
         )
+
+
+#: training inputs the initial grid fit reads (as many as GridUpdate's default)
+INITIAL_GRID_SAMPLES = 1024
+
+
+def spline_layers(net: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``(name, layer)`` of every layer of ``net`` with a movable B-spline grid."""
+    return [
+        (name, module)
+        for name, module in net.named_modules()
+        if isinstance(module, SplineGridMixin) and isinstance(module.basis, BSplineBasis)
+    ]
+
+
+def fit_initial_grids(
+    trainer: L.Trainer, net: nn.Module, caller: str, which: str = "inputs"
+) -> None:
+    """Fit the B-spline grids of ``net`` to the first training inputs (see :func:`fit_grids`):
+    ``which="inputs"`` the first B-spline layer only (the one that reads the data),
+    ``"all"`` every layer (pykan's).
+
+    Reads :data:`INITIAL_GRID_SAMPLES` inputs with :func:`training_inputs` (rank 0's,
+    broadcast, so every process fits the same grids) under a forked torch RNG, so the
+    training that follows draws the same shuffles and samples as without the fit. A net
+    without B-spline layers is left alone without reading any data. Layers left alone
+    for a reason are named in one rank-zero warning.
+    """
+    if not spline_layers(net):
+        return
+    if trainer.datamodule is None:
+        rank_zero_warn(
+            f"{caller}(initial_grid={which!r}) fits the B-spline grids to the first training "
+            "inputs of the trainer's datamodule, and this fit got dataloaders instead, so the "
+            "grids keep their constructed range; pass a LightningDataModule "
+            "(trainer.fit(model, datamodule=...)) or set initial_grid=None to silence this",
+            category=UserWarning,
+        )
+        return
+    with torch.random.fork_rng(devices=[]):
+        samples = training_inputs(trainer, INITIAL_GRID_SAMPLES, caller)
+    device = next(net.parameters(), samples).device
+    skipped = fit_grids(net, samples.to(device), first_only=which == "inputs")
+    if skipped:
+        rank_zero_warn(
+            f"{caller}(initial_grid={which!r}) fitted the B-spline grids to the training inputs "
+            f"except in {len(skipped)} layer(s) that keep their grid: {'; '.join(skipped)}. "
+            "Their coefficients pass through a parametrisation (LoTRA adapters, edge masks "
+            "from pruning), and a refit would rewrite the tensor under it; merge the adapters "
+            "first (lightning_kan.lotra.merge_adapter) or set initial_grid=None to keep "
+            "every grid as it is without this warning.",
+            category=UserWarning,
+        )
+
+
+@torch.no_grad()
+def fit_grids(
+    net: nn.Module,
+    x: torch.Tensor,
+    margin: float = 0.0,
+    grid_eps: float = 0.02,
+    first_only: bool = False,
+) -> list[str]:
+    """Fit every not yet fitted B-spline grid of ``net`` to what its layer sees in ``net(x)``.
+
+    One forward pass in eval mode (dropout off, batch-norm statistics untouched); each
+    B-spline layer's grid is fitted to its input just before it computes, so a layer sees
+    the outputs of the layers before it on their new grids (pykan's order). Per layer:
+
+    * a grid that is no longer uniform was fitted already (``update_grid``, a
+      checkpoint, ``SlimKAN.from_dense`` of a fitted KAN) and is kept;
+    * stored coefficients (dense): ``update_grid`` (knots at the input quantiles,
+      coefficients refitted so the edge functions change as little as possible);
+    * computed coefficients (Slim's Tucker factors, MetaKAN's meta-learners): the knots
+      move the same way and the coefficients keep their values, as if the layer had been
+      built on that grid (right for a network that has not trained yet);
+    * a layer with a parametrisation (LoTRA adapters, edge masks) is kept and named in
+      the returned list, one phrase per layer.
+
+    ``x``: network inputs ``(N, ...)``; ``margin``, ``grid_eps``: as ``update_grid``;
+    ``first_only``: only the first B-spline layer the forward reaches (hidden layers keep
+    their built grids: fitted to an untrained net's narrow activations they stall a PINN,
+    whose activations widen as it trains; measured in the README).
+    """
+    skipped: list[str] = []
+    done: set[int] = set()
+
+    def fit(name: str, layer: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        if id(layer) in done or (first_only and done):
+            return
+        done.add(id(layer))
+        if not layer.basis.is_uniform:
+            return
+        if parametrize.is_parametrized(layer):
+            kind = parametrize.type_before_parametrizations(layer).__name__
+            names = ", ".join(sorted(layer.parametrizations.keys()))
+            skipped.append(f"`{name}` ({kind}, parametrised: {names})")
+        elif _refits_coefficients(layer):
+            layer.update_grid(args[0], margin=margin, grid_eps=grid_eps)
+        else:
+            samples = layer._grid_samples(args[0]).detach().double()
+            _check_finite_samples(samples)
+            basis = layer.basis
+            interior = _quantile_interior(samples, basis.grid_size, margin, grid_eps)
+            knots = _extend_knots(interior, basis.spline_order)
+            basis.set_knots(knots.to(basis.grid), uniform=grid_eps == 1.0)
+
+    modes = {module: module.training for module in net.modules()}
+    handles = [
+        layer.register_forward_pre_hook(lambda layer, args, name=name: fit(name, layer, args))
+        for name, layer in spline_layers(net)
+    ]
+    try:
+        net.eval()
+        net(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, training in modes.items():
+            module.train(training)
+    return skipped

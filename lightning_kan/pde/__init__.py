@@ -8,6 +8,7 @@ eager import here would be circular when ``lightning_kan.tasks`` is imported fir
 
 from typing import Any
 
+from lightning_kan.pde.collocation import RAR, R3Sampling
 from lightning_kan.pde.constraints import HardDirichlet
 from lightning_kan.pde.data import PDEDataModule
 from lightning_kan.pde.geometry import (
@@ -28,8 +29,11 @@ from lightning_kan.pde.problems import (
     TimeAllenCahn,
 )
 from lightning_kan.pde.sampling import SAMPLERS, Sampler, get_sampler
+from lightning_kan.pde.weighting import LOSS_WEIGHTINGS, get_loss_weighting
 
 __all__ = [
+    "LOSS_WEIGHTINGS",
+    "RAR",
     "SAMPLERS",
     "Box",
     "Burgers",
@@ -44,10 +48,12 @@ __all__ = [
     "PDEProblem",
     "PINNTask",
     "Polygon",
+    "R3Sampling",
     "Sampler",
     "SteadyAllenCahn",
     "TimeAllenCahn",
     "Union",
+    "get_loss_weighting",
     "get_sampler",
 ]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import lightning as L
 import torch
@@ -16,10 +16,19 @@ from lightning_kan.pde.sampling import get_sampler
 __all__ = ["PDEDataModule"]
 
 
+class _Pool:
+    """The adaptive mode's interior points ``(P, d)``: one set, shared by the loader's
+    dataset and the data module, replaced by adaptive-collocation callbacks."""
+
+    def __init__(self, points: torch.Tensor) -> None:
+        self.points = points
+
+
 class _Collocation(Dataset):
     """Item ``index`` is one full training batch ``{"interior", "boundary"}``, drawn from a
     generator seeded by ``(seed, index)``: the points depend on nothing else, so runs
-    and resumed runs see the same points."""
+    and resumed runs see the same points. With a ``pool`` (adaptive mode) the interior
+    points are this process's share of the pool's current points instead."""
 
     def __init__(
         self,
@@ -29,32 +38,55 @@ class _Collocation(Dataset):
         seed: int,
         length: int,
         sampler: PointSampler,
+        pool: _Pool | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ):
         self.problem, self.interior, self.boundary = problem, interior, boundary
         self.seed, self.length, self.sampler = seed, length, sampler
+        self.pool, self.rank, self.world_size = pool, rank, world_size
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        if self.pool is None:
+            interior = self.problem.sample_interior(self.interior, generator, self.sampler)
+        else:
+            interior = self.pool.points[self.rank :: self.world_size]
         return {
-            "interior": self.problem.sample_interior(self.interior, generator, self.sampler),
+            "interior": interior,
             "boundary": self.problem.sample_boundary(self.boundary, generator, self.sampler),
         }
 
 
 class _EpochBatches(Sampler[int]):
-    """Yields ``epoch * steps + i`` (new points every epoch) or ``i`` (fixed points)."""
+    """Yields ``epoch * steps + i`` (new points every epoch) or ``i`` (fixed points).
 
-    def __init__(self, steps: int, resample: bool) -> None:
-        self.steps, self.resample, self.epoch = steps, resample, 0
+    The epoch is the fitting trainer's epoch when ``trainer()`` gives one (read when the
+    loader starts an epoch), else the last :meth:`set_epoch`. Lightning creates the first
+    epoch's iterator of a resumed run before it calls ``set_epoch``, and under DDP it
+    calls ``set_epoch`` on its distributed wrapper only, so ``set_epoch`` alone would
+    replay epoch 0's points there.
+    """
+
+    def __init__(
+        self, steps: int, resample: bool, trainer: Callable[[], L.Trainer | None] = lambda: None
+    ) -> None:
+        self.steps, self.resample, self.epoch, self.trainer = steps, resample, 0, trainer
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def current_epoch(self) -> int:
+        trainer = self.trainer()
+        if trainer is None or not trainer.training:
+            return self.epoch
+        return trainer.fit_loop.epoch_progress.current.processed
+
     def __iter__(self) -> Iterator[int]:
-        offset = self.epoch * self.steps if self.resample else 0
+        offset = self.current_epoch() * self.steps if self.resample else 0
         return iter(range(offset, offset + self.steps))
 
     def __len__(self) -> int:
@@ -75,9 +107,18 @@ class PDEDataModule(L.LightningDataModule):
             the default), ``grid``, ``latin``, ``sobol``, ``halton``, ``chebyshev``
             (:data:`~lightning_kan.pde.sampling.SAMPLERS`). ``grid`` and ``chebyshev`` are
             the same every step (and on a box need ``num_interior = m ** d``).
+        adaptive: keep one persistent set of interior points (``num_interior`` drawn
+            with ``sampler`` from ``seed`` at the start), used whole in every step and
+            changed only by an adaptive-collocation callback
+            (:class:`~lightning_kan.pde.collocation.R3Sampling`,
+            :class:`~lightning_kan.pde.collocation.RAR`); the set is
+            :attr:`collocation_points` and travels in checkpoints (this module's
+            ``state_dict``), so a resumed run continues with the points it had. Boundary
+            points are drawn per step as without it (``resample`` applies to them).
 
     ``num_features`` (the problem's dimension) and ``num_outputs`` (1) size the network.
-    Under DDP, Lightning's distributed sampler shards the point sets between processes.
+    Under DDP, Lightning's distributed sampler shards the point sets between processes
+    (adaptive mode: process ``r`` of ``n`` trains on the points ``r, r + n, ...``).
     """
 
     def __init__(
@@ -90,6 +131,7 @@ class PDEDataModule(L.LightningDataModule):
         test_points_per_dim: int = 101,
         seed: int = 0,
         sampler: str = "random",
+        adaptive: bool = False,
     ) -> None:
         super().__init__()
         for name, value in [
@@ -106,7 +148,55 @@ class PDEDataModule(L.LightningDataModule):
         self.test_points_per_dim, self.seed = test_points_per_dim, seed
         self.sampler = get_sampler(sampler)
         batch = _Collocation(problem, num_interior, num_boundary, seed, 1, self.sampler)
-        batch[0]  # counts a sampler cannot take (a grid's m ** d) fail here, not in fit
+        first = batch[0]  # counts a sampler cannot take (a grid's m ** d) fail here, not in fit
+        if not isinstance(adaptive, bool):
+            raise ValueError(
+                f"adaptive must be True or False, got {adaptive!r}: True keeps one "
+                "persistent interior point set for adaptive-collocation callbacks (R3Sampling, "
+                "RAR), False draws new points per step as `resample` says."
+            )
+        self.adaptive = adaptive
+        self._pool = _Pool(first["interior"]) if adaptive else None
+
+    @property
+    def collocation_points(self) -> torch.Tensor:
+        """The adaptive mode's current interior points ``(P, d)`` (every process's copy)."""
+        return self._require_pool("collocation_points").points
+
+    @collocation_points.setter
+    def collocation_points(self, points: torch.Tensor) -> None:
+        pool = self._require_pool("collocation_points")
+        if (
+            not isinstance(points, torch.Tensor)
+            or points.ndim != 2
+            or points.shape[1] != self.problem.dim
+            or points.shape[0] < 1
+        ):
+            shape = tuple(points.shape) if isinstance(points, torch.Tensor) else None
+            raise ValueError(
+                f"collocation_points must be a (P, {self.problem.dim}) tensor of P >= 1 "
+                f"points of {self.problem!r}, got {type(points).__name__} of shape {shape}; "
+                "pass the new interior set as one 2-D tensor."
+            )
+        pool.points = points.detach().to("cpu", pool.points.dtype)
+
+    def _require_pool(self, caller: str) -> _Pool:
+        if self._pool is None:
+            raise ValueError(
+                f"{caller} needs PDEDataModule(adaptive=True) (one persistent interior point "
+                "set that adaptive collocation refines); this data module draws new points "
+                "every step. Set adaptive=True (in a config: data.init_args.adaptive: true)."
+            )
+        return self._pool
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The adaptive mode's point set (nothing otherwise: the points are a function of
+        the seed and the epoch)."""
+        return {} if self._pool is None else {"collocation_points": self._pool.points}
+
+    def load_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
+        if self._pool is not None and "collocation_points" in state_dict:
+            self.collocation_points = state_dict["collocation_points"]
 
     @property
     def num_features(self) -> int:
@@ -124,9 +214,15 @@ class PDEDataModule(L.LightningDataModule):
             self.seed,
             self.steps_per_epoch,
             self.sampler,
+            self._pool,
+            *self._rank_and_world(),
         )
-        sampler = _EpochBatches(self.steps_per_epoch, self.resample)
+        sampler = _EpochBatches(self.steps_per_epoch, self.resample, lambda: self.trainer)
         return DataLoader(dataset, batch_size=None, sampler=sampler)
+
+    def _rank_and_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (0, 1) if trainer is None else (trainer.global_rank, trainer.world_size)
 
     def val_dataloader(self) -> DataLoader:
         grid = self.problem.test_grid(self.test_points_per_dim)

@@ -21,6 +21,7 @@ from torchmetrics import MetricCollection
 
 from lightning_kan.bases.base import is_finite_number
 from lightning_kan.callbacks.checkpoint import ModelCheckpoint, use_atomic_checkpoint_io
+from lightning_kan.callbacks.grid_update import fit_initial_grids
 from lightning_kan.protocols import SupportsParamGroups, SupportsRegularization, require
 from lightning_kan.tasks.lbfgs import LBFGSPhase
 from lightning_kan.utils import optimizer_config
@@ -57,6 +58,14 @@ class KANTask(L.LightningModule):
             as ``self.lbfgs``); 0 (default): the optimizer alone, automatic optimisation.
         lbfgs_max_iter: L-BFGS iterations per training step.
         lbfgs_history_size: curvature pairs L-BFGS keeps.
+        initial_grid: ``"inputs"`` (default): when a fit starts, fit the grid of the first
+            B-spline layer (the one that reads the data) to the first training inputs, so
+            data outside the constructed ``[-1, 1]`` grid is not on the constant extension
+            of the splines; ``"all"``: every B-spline layer, in forward order (pykan's
+            initialisation; it stalled a B-spline PINN whose hidden activations widen in
+            training, see the README); ``None``: keep the grids as built. See
+            :meth:`on_fit_start`. A network without B-spline layers (Chebyshev, RBF, an
+            MLP) has no grid, so the option does nothing for it.
 
     Subclasses set ``self.loss_fn`` and implement :meth:`make_metrics`. Training
     minimises :meth:`training_loss` (supervised by default: ``loss_fn(net(x), y)`` plus
@@ -68,8 +77,12 @@ class KANTask(L.LightningModule):
     always current, no non-finite "best"); see :meth:`configure_callbacks`.
     """
 
+    #: the validation metric (a ``make_metrics`` key) shown on the progress bar, if any
+    progress_bar_metric: str | None = None
     #: where checkpoints keep the L-BFGS phase's fixed batch
     lbfgs_checkpoint_key = "lbfgs_batch"
+    #: the values of ``initial_grid``
+    initial_grids = ("inputs", "all", None)
 
     def __init__(
         self,
@@ -80,8 +93,16 @@ class KANTask(L.LightningModule):
         lbfgs_epochs: int = 0,
         lbfgs_max_iter: int = 20,
         lbfgs_history_size: int = 50,
+        initial_grid: str | None = "inputs",
     ) -> None:
         super().__init__()
+        if initial_grid not in self.initial_grids:
+            raise ValueError(
+                f"initial_grid must be 'inputs' (fit the first B-spline layer's grid to the "
+                f"first training inputs when a fit starts), 'all' (every B-spline layer's) or "
+                f"None (keep the grids as built), got {initial_grid!r}; in a config write "
+                "`initial_grid: inputs`, `initial_grid: all` or `initial_grid: null`"
+            )
         if not is_finite_number(regularization) or regularization < 0:
             raise ValueError(
                 f"regularization must be >= 0, got {regularization!r} (the finite weight of "
@@ -102,6 +123,9 @@ class KANTask(L.LightningModule):
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         self.regularization = regularization
+        self.initial_grid = initial_grid
+        #: set once the grids come from a fit start or a checkpoint: never fitted again
+        self.grids_fitted = False
         self.lbfgs = LBFGSPhase.from_epochs(lbfgs_epochs, lbfgs_max_iter, lbfgs_history_size)
         self.automatic_optimization = self.lbfgs is None
         self.loss_fn: nn.Module
@@ -133,6 +157,21 @@ class KANTask(L.LightningModule):
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.lbfgs is not None:
             self.lbfgs.check(self.trainer)
+
+    def on_fit_start(self) -> None:
+        """With ``initial_grid`` set, fit B-spline grids to the first training inputs.
+
+        Runs once per task (:func:`~lightning_kan.callbacks.grid_update.fit_initial_grids`:
+        rank 0's first inputs on every process, so DDP ranks get the same grids; a PDE
+        batch's interior collocation points). Lightning calls this hook after it restored
+        a checkpoint's weights (``trainer.fit(..., ckpt_path=...)``), so a resumed fit,
+        and a task loaded from a checkpoint, keep the checkpoint's grids. Layers whose
+        grid was fitted already (not uniform) keep it; see ``fit_grids`` for the rules.
+        """
+        if self.initial_grid is None or self.grids_fitted or self.trainer.ckpt_path is not None:
+            return
+        fit_initial_grids(self.trainer, self.net, type(self).__name__, self.initial_grid)
+        self.grids_fitted = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -230,7 +269,11 @@ class KANTask(L.LightningModule):
         metrics = getattr(self, f"{stage}_metrics")
         # compute() already synchronised them: equal on every process, so Lightning's
         # mean over processes (sync_dist) keeps the value and silences its DDP warning
-        self.log_dict(metrics.compute(), sync_dist=True)
+        values = metrics.compute()
+        shown = f"val/{self.progress_bar_metric}" if stage == "val" else None
+        self.log_dict({k: v for k, v in values.items() if k != shown}, sync_dist=True)
+        if shown in values:  # the task's main validation metric, on the progress bar too
+            self.log(shown, values[shown], prog_bar=True, sync_dist=True)
         # validate/test run under inference mode: states reset there would be inference
         # tensors that a later fit could not update in place
         with torch.inference_mode(False):
@@ -283,6 +326,7 @@ class KANTask(L.LightningModule):
             checkpoint[self.lbfgs_checkpoint_key] = self.lbfgs.batch
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.grids_fitted = True  # the grids are the checkpoint's
         if self.lbfgs is not None:
             self.lbfgs.batch = checkpoint.get(self.lbfgs_checkpoint_key)
 

@@ -20,6 +20,8 @@ class ClassificationTask(KANTask):
     ``lbfgs_*``: an L-BFGS phase at the end, as :class:`~lightning_kan.tasks.KANTask`.
     """
 
+    progress_bar_metric = "accuracy"
+
     def __init__(
         self,
         net: nn.Module,
@@ -31,6 +33,7 @@ class ClassificationTask(KANTask):
         lbfgs_epochs: int = 0,
         lbfgs_max_iter: int = 20,
         lbfgs_history_size: int = 50,
+        initial_grid: str | None = "inputs",
     ) -> None:
         if not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(
@@ -46,6 +49,7 @@ class ClassificationTask(KANTask):
             lbfgs_epochs=lbfgs_epochs,
             lbfgs_max_iter=lbfgs_max_iter,
             lbfgs_history_size=lbfgs_history_size,
+            initial_grid=initial_grid,
         )
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
 

@@ -37,6 +37,7 @@ class RegressionTask(KANTask):
         lbfgs_epochs: int = 0,
         lbfgs_max_iter: int = 20,
         lbfgs_history_size: int = 50,
+        initial_grid: str | None = "inputs",
     ) -> None:
         losses = {"mse": nn.MSELoss, "l1": nn.L1Loss, "huber": nn.HuberLoss}
         if loss not in losses:
@@ -49,6 +50,7 @@ class RegressionTask(KANTask):
             lbfgs_epochs=lbfgs_epochs,
             lbfgs_max_iter=lbfgs_max_iter,
             lbfgs_history_size=lbfgs_history_size,
+            initial_grid=initial_grid,
         )
         self.loss_fn = losses[loss]()
 
