@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import io
 import math
-import time
 
 import pytest
 import torch
@@ -407,12 +406,10 @@ def test_missing_sympy_names_the_extra(monkeypatch):
 
 
 @pytest.mark.slow
-def test_auto_symbolic_on_a_4_8_8_1_network_takes_seconds():
-    """The issue's speed target (measured about 5 s on 2 busy cores)."""
+def test_auto_symbolic_fixes_every_edge_of_a_4_8_8_1_network():
+    """Every edge of the issue's speed case is fixed (its timing: benchmarks/interpret.py)."""
     torch.manual_seed(0)
     net = KAN([4, 8, 8, 1])
     x = torch.rand(1000, 4) * 2 - 1
-    start = time.perf_counter()
     table = auto_symbolic(net, x)
     assert len(table) == 4 * 8 + 8 * 8 + 8 and all(row["fixed"] for row in table)
-    assert time.perf_counter() - start < 60
