@@ -6,6 +6,10 @@ peak memory of one training step in a fresh subprocess (the script re-invoked wi
 ``--memory-worker``), where Linux's peak-RSS counter is reset after a warm-up step
 (``/proc/self/clear_refs``), so the figure is what the step itself touches above the
 model and data.
+
+On CUDA (``--device cuda``) the same cases are timed with CUDA events and the peak is
+``torch.cuda.max_memory_allocated`` during one step above what was allocated before it,
+measured in-process (the caching allocator's counters reset per step).
 """
 
 from __future__ import annotations
@@ -59,6 +63,52 @@ def time_case(case: Case, repeats: int) -> tuple[float, float]:
             forward(x)
 
     return median_ms(forward_only, repeats), median_ms(lambda: training_step(case), repeats)
+
+
+def cuda_median_ms(fn: Callable[[], object], repeats: int) -> float:
+    """Median GPU time of ``fn`` in milliseconds, each call bracketed by CUDA events,
+    after three warm-up calls (which also compile and fill the caching allocator)."""
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    pairs = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        pairs.append((start, end))
+    torch.cuda.synchronize()  # one wait for every sample: no host sync between calls
+    return statistics.median(start.elapsed_time(end) for start, end in pairs)
+
+
+def time_case_on(case: Case, repeats: int, device: str) -> tuple[float, float]:
+    """(forward ms, training-step ms) of a case on ``device`` ("cpu": wall clock;
+    "cuda": CUDA events)."""
+    if device == "cpu":
+        return time_case(case, repeats)
+    _, x, forward = case
+
+    def forward_only() -> None:
+        with torch.no_grad():
+            forward(x)
+
+    return (
+        cuda_median_ms(forward_only, repeats),
+        cuda_median_ms(lambda: training_step(case), repeats),
+    )
+
+
+def cuda_peak_step_bytes(case: Case) -> int:
+    """Peak CUDA bytes one training step of ``case`` allocates above what is allocated
+    before it (model, data); warmed up first so lazy state is not counted."""
+    training_step(case)
+    torch.cuda.synchronize()
+    baseline = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    training_step(case)
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - baseline
 
 
 def _status_bytes(field: str) -> int:
