@@ -65,8 +65,9 @@ class LoTRA(Callback):
         exclude_modules: same forms; these are never adapted.
         modules_to_save: modules trained fully (e.g. a new head), same forms.
         lr: base learning rate.
-        lr_strategy: ``"width"`` (``lr / in_features`` for the input factor, the default)
-            or ``"uniform"``; see :mod:`lightning_kan.lotra.lr` for the derivation.
+        lr_strategy: ``"width"`` (``lr / in_features`` for the input factor, the default),
+            ``"uniform"`` or ``"balanced"`` (ours: every component's step moves the output
+            alike at any width); see :mod:`lightning_kan.lotra.lr` for the derivation.
         lr_multipliers: extra factor per component (``core``, ``out``, ``in``, ``basis``,
             ``kernel``, ``modules_to_save``).
         optimizer: builds the optimizer from the parameter groups (default Adam).
