@@ -1,10 +1,21 @@
-"""Reproduce the README's "Slim KAN and MetaKAN" tables (CPU, one thread, ~15 minutes).
+"""Reproduce the README's "Slim KAN and MetaKAN" tables (CPU, one thread).
 
-    OMP_NUM_THREADS=1 python examples/slim_meta_table.py          # both tables
+    OMP_NUM_THREADS=1 python examples/slim_meta_table.py          # every table
     OMP_NUM_THREADS=1 python examples/slim_meta_table.py --only digits
+    OMP_NUM_THREADS=1 python examples/slim_meta_table.py --only feynman --recipes official \
+        --official-code /tmp/MetaKAN/function_fitting   # + the authors' own code
 
-Feynman fitting: KAN, Slim KAN, MetaKAN and MLP configs on three equations (test MSE
-of the best validation checkpoint, trainable parameters). Digits: KAN, Slim KAN,
+Feynman fitting, on the five equations of the MetaKAN paper's table, with two recipes:
+``ours`` (the shipped ``configs/feynman_*.yaml``: AI Feynman ranges mapped onto
+``[-1, 1]``, Adam at batch 128 with a cosine schedule, best epoch by ``val/loss``) and
+``official`` (``configs/feynman_{kan,metakan}_official.yaml``: the MetaKAN authors'
+full-batch L-BFGS on the KAN paper's ranges, best epoch by ``val/mae``; the Slim KAN and
+MLP take that recipe with their shipped network, the Slim KAN at the official width).
+Rows: test MSE, relative L2 and mean absolute error of the selected checkpoint, the best
+``val/mae`` over the epochs (the authors' protocol, which selects on its evaluation set),
+trainable parameters. ``--official-code DIR`` adds a row per equation from the authors'
+``train_hyper.py`` (run in DIR with this interpreter; its own samples of the same ranges,
+its best test-set MAE over the epochs). Digits: KAN, Slim KAN,
 MetaKAN, ConvKAN, Slim ConvKAN, MetaConvKAN and MLP configs (test accuracy, trainable
 parameters, and the peak memory of one training step at batch 1024, measured in a fresh process as
 ``benchmarks/common.py`` does). Every model trains with its shipped config, unchanged;
@@ -15,29 +26,67 @@ into Slim KANs by ``SlimKAN.from_dense`` at several energies, tested without fin
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "examples"))
 
 from common import MB, peak_step_bytes  # noqa: E402
-from results_table import CONFIGS, EQUATIONS, run  # noqa: E402
+from results_table import CONFIGS, run  # noqa: E402
 
 from lightning_kan.cli import build_cli  # noqa: E402
-from lightning_kan.nets import SlimKAN  # noqa: E402
+from lightning_kan.data import FEYNMAN_EQUATIONS  # noqa: E402
+from lightning_kan.nets import MetaKAN, SlimKAN  # noqa: E402
 from lightning_kan.utils import count_parameters  # noqa: E402
 
-FEYNMAN = (
-    ("KAN", "feynman_kan.yaml"),
-    ("Slim KAN", "feynman_slimkan.yaml"),
-    ("MetaKAN", "feynman_metakan.yaml"),
-    ("MLP", "feynman_mlp.yaml"),
+#: the MetaKAN paper's table of Feynman equations
+EQUATIONS = ("I.6.20a", "I.8.4", "I.9.18", "I.12.5", "I.15.3x")
+NET = "--model.init_args.net"
+
+
+def _net_of(config: str, **changes: object) -> str:
+    """``--model.init_args.net=<json>``: the network of a shipped config, with changes."""
+    net = yaml.safe_load((CONFIGS / config).read_text())["model"]["init_args"]["net"]
+    net["init_args"].update(changes)
+    return f"{NET}={json.dumps(net)}"
+
+
+#: recipe -> rows (model label, config, overrides); ``--model.init_args.mae=true`` logs
+#: val/mae under our recipe too
+RECIPES: dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]] = {
+    "ours": (
+        ("KAN", "feynman_kan.yaml", ()),
+        ("Slim KAN", "feynman_slimkan.yaml", ()),
+        ("MetaKAN", "feynman_metakan.yaml", ()),  # init xavier, the default
+        ("MetaKAN (init scaled)", "feynman_metakan.yaml", (f"{NET}.init_args.init=scaled",)),
+        ("MLP", "feynman_mlp.yaml", ()),
+    ),
+    "official": (
+        ("KAN", "feynman_kan_official.yaml", ()),
+        ("Slim KAN", "feynman_kan_official.yaml", (_net_of("feynman_slimkan.yaml", widths=[5]),)),
+        ("MetaKAN", "feynman_metakan_official.yaml", ()),
+        (
+            "MetaKAN (init scaled)",
+            "feynman_metakan_official.yaml",
+            (f"{NET}.init_args.init=scaled",),
+        ),
+        ("MLP", "feynman_kan_official.yaml", (_net_of("feynman_mlp.yaml"),)),
+    ),
+}
+#: the authors' command for their MetaKAN (function_fitting/train_hyper.py)
+OFFICIAL_COMMAND = (
+    "train_hyper.py --model HyperKAN --optimizer lbfgs --lr 1 --embedding_dim 1 "
+    "--hidden_dim 16 --loss mse --epochs 100 --batch-size 1000 --no-cuda --log-interval 1000"
 )
 DIGITS = (
     ("KAN", "digits_kan.yaml"),
@@ -114,9 +163,70 @@ def compress_table(folder: str) -> None:
         )
 
 
+def best_epoch_mae(folder: Path) -> float:
+    """The least ``val/mae`` over the epochs, from the run's CSV log under ``folder``."""
+    (metrics_csv,) = folder.glob("**/metrics.csv")
+    with open(metrics_csv) as handle:
+        values = [float(row["val/mae"]) for row in csv.DictReader(handle) if row.get("val/mae")]
+    return min(values)
+
+
+def official_code_mae(directory: str, equation: str) -> float:
+    """Best test-set MAE over the epochs of the authors' ``train_hyper.py`` on ``equation``."""
+    command = [sys.executable, *OFFICIAL_COMMAND.split(), "--dataset", equation]
+    result = subprocess.run(command, cwd=directory, capture_output=True, text=True)
+    losses = re.findall(r"test set: Average loss: ([0-9.eE+-]+)", result.stdout)
+    if result.returncode or not losses:
+        raise RuntimeError(
+            f"{' '.join(command)} in {directory} gave no test loss (exit code "
+            f"{result.returncode}; its dependencies, e.g. fvcore, must be importable):\n"
+            f"{(result.stdout + result.stderr)[-2000:]}"
+        )
+    return min(map(float, losses))
+
+
+def feynman_table(folder: str, recipes: list[str], models: list[str] | None, code: str | None):
+    """Print the Feynman rows: every equation, recipe and model (see the module docstring)."""
+    print(
+        "| equation | recipe | model | test MSE | test rel. L2 | test MAE | best-epoch MAE "
+        "| parameters |\n|---|---|---|---|---|---|---|---|",
+        flush=True,
+    )
+    for equation in EQUATIONS:
+        for recipe in recipes:
+            for name, config, overrides in RECIPES[recipe]:
+                if models and name not in models:
+                    continue
+                run_folder = Path(tempfile.mkdtemp(dir=folder))
+                m = run(
+                    config,
+                    str(run_folder),
+                    f"--data.init_args.equation={equation}",
+                    "--model.init_args.mae=true",
+                    *overrides,
+                )
+                print(
+                    f"| {equation} | {recipe} | {name} | {m['test/mse']:.2e} "
+                    f"| {m['test/rel_l2']:.2e} | {m['test/mae']:.2e} "
+                    f"| {best_epoch_mae(run_folder):.2e} | {m['parameters']} |",
+                    flush=True,
+                )
+        if code is not None:
+            width = FEYNMAN_EQUATIONS[equation].num_variables
+            parameters = count_parameters(MetaKAN([width, 5, 1], hidden_dim=16))
+            print(
+                f"| {equation} | official | MetaKAN, the authors' code | - | - | - "
+                f"| {official_code_mae(code, equation):.2e} | {parameters} |",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=("feynman", "digits", "compress"))
+    parser.add_argument("--recipes", nargs="+", choices=sorted(RECIPES), default=list(RECIPES))
+    parser.add_argument("--models", nargs="+", help="Feynman rows to run (model labels)")
+    parser.add_argument("--official-code", metavar="DIR", help="the authors' function_fitting")
     parser.add_argument("--memory-worker", metavar="CONFIG", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_worker:
@@ -125,16 +235,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         if args.only in (None, "feynman"):
-            print("| equation | model | test MSE | test rel. L2 | parameters | s/epoch |")
-            print("|---|---|---|---|---|---|")
-            for equation in EQUATIONS:
-                for name, config in FEYNMAN:
-                    m = run(config, folder, f"--data.init_args.equation={equation}")
-                    print(
-                        f"| {equation} | {name} | {m['test/mse']:.2e} | {m['test/rel_l2']:.2e} "
-                        f"| {m['parameters']} | {m['seconds_per_epoch']:.2f} |",
-                        flush=True,
-                    )
+            feynman_table(folder, args.recipes, args.models, args.official_code)
         if args.only in (None, "compress"):
             compress_table(folder)
         if args.only in (None, "digits"):

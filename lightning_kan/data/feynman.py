@@ -2,17 +2,29 @@
 plus the KAN paper's toy function ``kan-toy``.
 
 Each entry: the variables with their sampling ranges (AI Feynman's) and the formula.
+:data:`KAN_PAPER_RANGES` holds the ranges of the KAN paper (Liu et al. 2024, Table 2),
+which the MetaKAN paper's function-fitting code also samples: mostly ``[-1, 1]``, e.g.
+I.9.18's masses on ``[-1, 1]`` and its coordinates on ``[-1, -0.5]`` / ``[0.5, 1]``
+where AI Feynman has ``[1, 2]`` / ``[3, 4]``. :func:`with_ranges` picks a set by name.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["EQUATIONS", "FEYNMAN_EQUATIONS", "Equation"]
+__all__ = [
+    "EQUATIONS",
+    "FEYNMAN_EQUATIONS",
+    "KAN_PAPER_RANGES",
+    "RANGES",
+    "Equation",
+    "with_ranges",
+]
 
 Tensor = torch.Tensor
 
@@ -133,3 +145,55 @@ EQUATIONS: dict[str, Equation] = {
     ),
     **FEYNMAN_EQUATIONS,
 }
+
+
+_PM1 = (-1.0, 1.0)
+_NEAR, _FAR = (-1.0, -0.5), (0.5, 1.0)
+#: The KAN paper's variable ranges, in each equation's variable order above (the MetaKAN
+#: code's ``data/feynman.py`` lists the same boxes, some in another variable order).
+KAN_PAPER_RANGES: dict[str, tuple[tuple[float, float], ...]] = {
+    "kan-toy": (_PM1, _PM1),
+    "I.6.20a": ((-3.0, 3.0),),
+    "I.6.20": ((0.5, 2.0), _PM1),  # sigma, theta
+    "I.6.20b": ((0.5, 2.0), (-1.5, 1.5), (-1.5, 1.5)),  # sigma, theta, theta1
+    "I.8.4": (_PM1,) * 4,
+    "I.9.18": (_PM1,) * 3 + (_NEAR, _FAR) * 3,  # m1 m2 G, then (x1, x2), (y1, y2), (z1, z2)
+    "I.12.1": (_PM1,) * 2,
+    "I.12.2": (_PM1, _PM1, (0.5, 2.0), (0.5, 2.0)),
+    "I.12.5": (_PM1,) * 2,
+    "I.14.3": ((0.0, 1.0), (0.0, 1.0), _PM1),
+    "I.15.3x": (_PM1, _PM1, (1.0, 2.0), _PM1),  # x, u, c, t
+    "I.18.4": ((0.5, 1.0), (0.5, 1.0), _PM1, _PM1),  # m1, m2, r1, r2
+    "I.25.13": (_PM1, (0.5, 2.0)),
+    "I.29.4": ((0.0, 1.0), (0.5, 2.0)),
+    "I.37.4": ((0.1, 1.0), (0.1, 1.0), (0.0, 2 * math.pi)),
+    "I.39.1": ((0.0, 1.0), (0.0, 1.0)),  # the KAN paper's I.39.10
+    "II.3.24": ((0.0, 1.0), (0.5, 2.0)),
+}
+
+#: Names of the range sets :func:`with_ranges` accepts.
+RANGES = ("ai_feynman", "kan_paper")
+
+
+def with_ranges(equation: Equation, ranges: str) -> Equation:
+    """``equation`` sampled from the named range set: ``"ai_feynman"`` (as defined above,
+    unchanged) or ``"kan_paper"`` (:data:`KAN_PAPER_RANGES`; named equations only)."""
+    if ranges not in RANGES:
+        raise ValueError(
+            f"ranges={ranges!r} is not a known set of variable ranges; use 'ai_feynman' (the "
+            "AI Feynman ranges, the default) or 'kan_paper' (the KAN and MetaKAN papers' "
+            "ranges, mostly [-1, 1])"
+        )
+    if ranges == "ai_feynman":
+        return equation
+    if equation.name not in KAN_PAPER_RANGES:
+        raise ValueError(
+            f"ranges='kan_paper' has no ranges for equation {equation.name!r}; it covers "
+            f"{', '.join(KAN_PAPER_RANGES)}. For your own function give variable_range and "
+            "ranges='ai_feynman' (the default)"
+        )
+    boxes = KAN_PAPER_RANGES[equation.name]
+    variables = tuple(
+        (name, lo, hi) for (name, _, _), (lo, hi) in zip(equation.variables, boxes, strict=True)
+    )
+    return dataclasses.replace(equation, variables=variables)

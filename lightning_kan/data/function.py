@@ -11,7 +11,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_kan.data.feynman import EQUATIONS, Equation
+from lightning_kan.data.feynman import EQUATIONS, Equation, with_ranges
 from lightning_kan.data.loading import batch_loader, evaluation_loader
 from lightning_kan.data.sampling import EpochShuffleSampler
 
@@ -31,6 +31,9 @@ class FunctionDataModule(L.LightningDataModule):
             default grid of KAN bases (the targets keep their physical values).
         noise: standard deviation of Gaussian noise added to the training targets.
         seed: the samples are a function of the seed only.
+        ranges: the variable ranges of a named equation: ``"ai_feynman"`` (default) or
+            ``"kan_paper"`` (the KAN and MetaKAN papers', mostly ``[-1, 1]``; see
+            :data:`~lightning_kan.data.feynman.KAN_PAPER_RANGES`).
 
     ``num_features`` (inputs) and ``num_outputs`` are known at construction, so the CLI
     links them to the network.
@@ -48,6 +51,7 @@ class FunctionDataModule(L.LightningDataModule):
         normalize_inputs: bool = True,
         noise: float = 0.0,
         seed: int = 0,
+        ranges: str = "ai_feynman",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -64,7 +68,9 @@ class FunctionDataModule(L.LightningDataModule):
                 f"noise (the standard deviation of the target noise) must be a finite number "
                 f">= 0, got {noise!r}"
             )
-        self.equation = _resolve_equation(equation, num_variables, variable_range)
+        self.equation = with_ranges(
+            _resolve_equation(equation, num_variables, variable_range), ranges
+        )
         self.batch_size = batch_size
         self.splits: dict[str, TensorDataset] = {}
 

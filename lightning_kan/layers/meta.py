@@ -4,11 +4,19 @@ A :class:`MetaLearner` ``M: Linear(d_z, h) -> ReLU -> Linear(h, K+1)`` maps the 
 ``z[o, i(, tap)] (d_z,)`` of each edge to that edge's K coefficients and its base weight
 (the last output; ``K`` outputs only when the layer has no base branch):
 
-    weight[o, i, :, (tap)], base_weight[o, i, (tap)] = M(z[o, i, (tap)]) / sqrt(fan_in)
+    weight[o, i, :, (tap)], base_weight[o, i, (tap)] = M(z[o, i, (tap)]) * scale
 
-``fan_in = I * prod(kernel)`` is a fixed constant, not a parameter: it lets one
-meta-learner serve layers of different widths with ``KANLinear``-like output scales (a
-choice of ours; the reference code has no such factor). A layer's trainable parameters
+Two initialisations (``init``, see :data:`INITS`): ``"xavier"`` (the default; the
+MetaKAN authors' code): xavier-normal weights and zero biases in ``M``, xavier-normal
+prompts (std ``sqrt(2 / (d_z * (I + O) * prod(kernel)))``, i.e. ``sqrt(2 / (in + out))``
+for scalar prompts of a linear layer) and ``scale = 1``; ``"scaled"`` (ours, the default
+until the MetaKAN recipe comparison in the README measured ``"xavier"`` better): prompts
+``N(0, 1)``, PyTorch's default ``Linear`` init in ``M`` and ``scale = 1/sqrt(fan_in)``
+with ``fan_in = I * prod(kernel)``, a fixed constant that lets one meta-learner serve
+layers of different widths with ``KANLinear``-like output scales. ``scale`` is the
+buffer ``weight_scale``, so a checkpoint loads with the scale it was trained with; one
+saved before ``init`` existed (no ``weight_scale``) loads with ``1/sqrt(fan_in)``.
+A layer's trainable parameters
 are its prompts ``(O, I, *kernel, d_z)`` (and bias); the meta-learner is usually shared
 by several layers (``nets.MetaKAN`` clusters them) and counted once.
 
@@ -40,6 +48,7 @@ from lightning_kan.layers.kan_linear import KANLinear
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "INITS",
     "Generated",
     "MetaKANConv1d",
     "MetaKANConv2d",
@@ -52,17 +61,35 @@ __all__ = [
 #: small enough for the CPU allocator to reuse instead of page-faulting afresh).
 DEFAULT_CHUNK_SIZE = 16384
 
+#: Initialisations of prompts and meta-learners (see the module docstring).
+INITS = ("scaled", "xavier")
+
+
+def check_init(init: object) -> str:
+    """``init`` if it names one of :data:`INITS`, else a clear error."""
+    if init not in INITS:
+        raise ValueError(
+            f"init={init!r} is not a MetaKAN initialisation; use 'scaled' (ours: N(0, 1) "
+            "prompts, weights scaled by 1/sqrt(fan_in)) or 'xavier' (the MetaKAN authors': "
+            "xavier-normal prompts and meta-learner, zero biases, no scaling)"
+        )
+    return init  # type: ignore[return-value]
+
 
 class MetaLearner(nn.Module):
     """``Linear(embed_dim, hidden_dim) -> ReLU -> Linear(hidden_dim, out_features)``.
 
     ``out_features`` is ``K + 1`` (coefficients, then the base weight) or ``K`` for
     layers without a base branch. Parameters: ``d_z*h + h + h*(K+1) + K+1``.
+    ``init="scaled"``: PyTorch's default ``Linear`` init; ``"xavier"``: xavier-normal
+    weights, zero biases (the MetaKAN authors' code).
 
     Shapes: ``(..., embed_dim) -> (..., out_features)``.
     """
 
-    def __init__(self, out_features: int, embed_dim: int = 1, hidden_dim: int = 32) -> None:
+    def __init__(
+        self, out_features: int, embed_dim: int = 1, hidden_dim: int = 32, init: str = "xavier"
+    ) -> None:
         super().__init__()
         _check_positive_int("out_features", out_features)
         _check_positive_int("embed_dim", embed_dim)
@@ -70,9 +97,14 @@ class MetaLearner(nn.Module):
         self.out_features = out_features
         self.embed_dim = embed_dim
         self.hidden_dim = hidden_dim
+        self.init = check_init(init)
         self.net = nn.Sequential(
             nn.Linear(embed_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, out_features)
         )
+        if init == "xavier":
+            for linear in (self.net[0], self.net[2]):
+                nn.init.xavier_normal_(linear.weight)
+                nn.init.zeros_(linear.bias)
 
     def forward(self, prompts: torch.Tensor) -> torch.Tensor:
         first, _, second = self.net
@@ -105,7 +137,7 @@ class MetaLearner(nn.Module):
         return _BlockwiseGenerate.apply(rows_per_block, scale, transform, prompts, *params)
 
     def extra_repr(self) -> str:
-        return f"embed_dim={self.embed_dim}, hidden_dim={self.hidden_dim}"
+        return f"embed_dim={self.embed_dim}, hidden_dim={self.hidden_dim}, init={self.init!r}"
 
 
 def _meta_forward(
@@ -172,11 +204,12 @@ class _BlockwiseGenerate(torch.autograd.Function):
 class Generated(Coefficients):
     """Coefficients generated from per-edge prompts by a (shareable) meta-learner.
 
-    Registers ``prompts (O, I, *kernel, d_z)`` (``N(0, 1)`` init) and
-    ``meta_learner`` (``meta_learner`` if given, shared, else a new
-    ``MetaLearner(K [+ 1], embed_dim, hidden_dim)``) on the layer, and sets the layer's
-    ``chunk_size`` (edges per generation block) and ``weight_scale`` (``1/sqrt(fan_in)``).
-    ``spline_init_scale`` does not apply.
+    Registers ``prompts (O, I, *kernel, d_z)`` and ``meta_learner`` (``meta_learner`` if
+    given, shared, else a new ``MetaLearner(K [+ 1], embed_dim, hidden_dim, init)``) on
+    the layer, and sets the layer's ``chunk_size`` (edges per generation block) and
+    ``weight_scale``. ``init="scaled"``: ``N(0, 1)`` prompts, ``weight_scale =
+    1/sqrt(fan_in)``; ``"xavier"``: xavier-normal prompts, ``weight_scale = 1`` (see the
+    module docstring). ``spline_init_scale`` does not apply.
     """
 
     def __init__(
@@ -185,8 +218,10 @@ class Generated(Coefficients):
         embed_dim: int = 1,
         hidden_dim: int = 32,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        init: str = "xavier",
     ) -> None:
         _check_positive_int("chunk_size", chunk_size)
+        self.init = check_init(init)
         if meta_learner is not None and not isinstance(meta_learner, MetaLearner):
             raise TypeError(
                 f"meta_learner must be a MetaLearner or None (build a new one), got "
@@ -200,7 +235,7 @@ class Generated(Coefficients):
         outputs = num_functions + base
         meta_learner = self.meta_learner
         if meta_learner is None:
-            meta_learner = MetaLearner(outputs, self.embed_dim, self.hidden_dim)
+            meta_learner = MetaLearner(outputs, self.embed_dim, self.hidden_dim, self.init)
         elif meta_learner.out_features != outputs:
             raise ValueError(
                 f"the meta_learner outputs {meta_learner.out_features} numbers per edge but "
@@ -212,11 +247,18 @@ class Generated(Coefficients):
             torch.empty(out_features, group_inputs, *kernel, meta_learner.embed_dim)
         )
         layer.chunk_size = self.chunk_size
-        layer.weight_scale = 1.0 / math.sqrt(group_inputs * math.prod(kernel))
+        scale = _legacy_scale(layer.prompts) if self.init == "scaled" else 1.0
+        # a buffer, so checkpoints say which scale their prompts were trained with
+        layer.register_buffer("weight_scale", torch.tensor(scale))
+        layer.register_load_state_dict_pre_hook(_default_to_legacy_scale)
 
     def reset(self, layer: nn.Module, bound: float) -> None:
-        """Prompts ~ N(0, 1); the (shared) meta-learner keeps its own init."""
-        nn.init.normal_(layer.prompts)
+        """Prompts ~ N(0, 1) (``"scaled"``) or xavier-normal (``"xavier"``); the (shared)
+        meta-learner keeps its own init."""
+        if self.init == "scaled":
+            nn.init.normal_(layer.prompts)
+        else:
+            nn.init.xavier_normal_(layer.prompts)
 
     def tensors(self, layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
         out = layer.meta_learner.generate(layer.prompts, layer.chunk_size, layer.weight_scale)
@@ -247,7 +289,23 @@ class Generated(Coefficients):
         return f"embed_dim={layer.prompts.shape[-1]}"
 
     def __repr__(self) -> str:
-        return f"Generated(embed_dim={self.embed_dim}, hidden_dim={self.hidden_dim})"
+        return (
+            f"Generated(embed_dim={self.embed_dim}, hidden_dim={self.hidden_dim}, "
+            f"init={self.init!r})"
+        )
+
+
+def _legacy_scale(prompts: torch.Tensor) -> float:
+    """``1/sqrt(fan_in)`` of the layer with ``prompts (O, I, *kernel, d_z)``."""
+    return 1.0 / math.sqrt(math.prod(prompts.shape[1:-1]))
+
+
+def _default_to_legacy_scale(layer: nn.Module, state_dict: dict, prefix: str, *_: Any) -> None:
+    """A state dict without ``weight_scale`` predates ``init``: its weights were generated
+    with the ``"scaled"`` factor ``1/sqrt(fan_in)``, which it then loads with."""
+    key = f"{prefix}weight_scale"
+    if key not in state_dict and any(name.startswith(prefix) for name in state_dict):
+        state_dict[key] = torch.tensor(_legacy_scale(layer.prompts))
 
 
 class MetaKANLinear(KANLinear):
@@ -262,6 +320,8 @@ class MetaKANLinear(KANLinear):
         embed_dim: prompt dimension ``d_z`` (ignored when ``meta_learner`` is given).
         hidden_dim: hidden width ``h`` of a new meta-learner.
         chunk_size: edges generated per block (whole output rows).
+        init: ``"xavier"`` (default, the MetaKAN authors') or ``"scaled"``, see
+            :class:`Generated`.
 
     Parameters: ``prompts (O, I, d_z)``, ``bias (O,)`` if ``bias``, and the meta-learner.
     Shapes: ``x (..., I) -> (..., O)``.
@@ -275,9 +335,10 @@ class MetaKANLinear(KANLinear):
         embed_dim: int = 1,
         hidden_dim: int = 32,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        init: str = "xavier",
         **kan_linear_kwargs: Any,
     ) -> None:
-        generated = Generated(meta_learner, embed_dim, hidden_dim, chunk_size)
+        generated = Generated(meta_learner, embed_dim, hidden_dim, chunk_size, init)
         super().__init__(in_features, out_features, coefficients=generated, **kan_linear_kwargs)
 
 
@@ -293,9 +354,10 @@ class _MetaKANConvNd(KANConvNd):
         embed_dim: int = 1,
         hidden_dim: int = 32,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        init: str = "xavier",
         **kan_conv_kwargs: Any,
     ) -> None:
-        generated = Generated(meta_learner, embed_dim, hidden_dim, chunk_size)
+        generated = Generated(meta_learner, embed_dim, hidden_dim, chunk_size, init)
         super().__init__(
             in_channels, out_channels, kernel_size, coefficients=generated, **kan_conv_kwargs
         )

@@ -12,9 +12,14 @@ Layers are grouped into ``n_clusters`` clusters by K-Means on their output width
 (``K`` instead of ``K+1`` outputs without a base branch). ``MetaConvKAN`` has one prompt
 per (out, in, tap) edge: ``O * C_in * kh * kw * d_z`` per convolution, plus its norms.
 
-Prompts and meta-learners train best at different learning rates (the reference uses
-1e-2 and 1e-3): set ``lr_prompt``/``lr_meta``; :meth:`param_groups` returns the
-optimizer groups and ``KANTask.configure_optimizers`` uses them automatically.
+Prompts and meta-learners may be given their own learning rates under a first-order
+optimizer: set ``lr_prompt``/``lr_meta``; :meth:`param_groups` returns the optimizer
+groups and ``KANTask.configure_optimizers`` uses them automatically. (The MetaKAN
+authors fit functions with full-batch L-BFGS at ``lr=1`` over all parameters, one group,
+``configs/feynman_metakan_official.yaml``; their image-classification scripts use Adam
+with per-group rates.) ``init`` picks the initialisation: ``"xavier"`` (theirs, the
+default) or ``"scaled"`` (ours, the default before), see
+:mod:`lightning_kan.layers.meta`.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from torch import nn
 from lightning_kan.bases import build_basis
 from lightning_kan.bases.base import _check_positive_int, basis_options, is_finite_number
 from lightning_kan.layers.activations import resolve_activation
-from lightning_kan.layers.meta import DEFAULT_CHUNK_SIZE, Generated, MetaLearner
+from lightning_kan.layers.meta import DEFAULT_CHUNK_SIZE, Generated, MetaLearner, check_init
 from lightning_kan.nets.conv_kan import ConvKAN, ConvNorm
 from lightning_kan.nets.kan import KAN, Norm, check_sizes, resolve_widths
 
@@ -80,13 +85,17 @@ class _MetaNetMixin:
         embed_dim: int,
         hidden_dim: int,
         chunk_size: int,
+        init: str,
     ) -> tuple[list[int], list[MetaLearner], list[Generated]]:
         """Cluster labels of the layers, one learner per cluster, and each layer's
         :class:`Generated` strategy (sharing its cluster's learner)."""
+        check_init(init)
         labels = cluster_layers(out_widths, n_clusters)
         outputs = _num_outputs(basis, in_features, basis_kwargs, base_activation)
-        learners = [MetaLearner(outputs, embed_dim, hidden_dim) for _ in range(n_clusters)]
-        generators = [Generated(learners[label], chunk_size=chunk_size) for label in labels]
+        learners = [MetaLearner(outputs, embed_dim, hidden_dim, init) for _ in range(n_clusters)]
+        generators = [
+            Generated(learners[label], chunk_size=chunk_size, init=init) for label in labels
+        ]
         return labels, learners, generators
 
     def _register_meta(
@@ -172,6 +181,12 @@ class MetaKAN(_MetaNetMixin, KAN):
             every other parameter), used by :meth:`param_groups`; ``None``: the
             optimizer's.
         chunk_size: edges per weight-generation chunk (bounds peak memory).
+        init: ``"xavier"`` (default; the MetaKAN authors' code: xavier-normal prompts and
+            meta-learner weights, zero biases, no scaling) or ``"scaled"`` (``N(0, 1)``
+            prompts, PyTorch's ``Linear`` init, generated weights times
+            ``1/sqrt(fan_in)``; the default before ``"xavier"`` was measured 2x better
+            on Feynman equations); see :mod:`lightning_kan.layers.meta`.
+            Checkpoints keep the scale they were trained with.
 
     Shapes: ``x (..., widths[0]) -> (..., widths[-1])``.
     """
@@ -196,6 +211,7 @@ class MetaKAN(_MetaNetMixin, KAN):
         compiled: bool = False,
         in_features: int | None = None,
         out_features: int | None = None,
+        init: str = "xavier",
     ) -> None:
         all_widths = resolve_widths(widths, in_features, out_features)
         labels, learners, generators = self._shared_generators(
@@ -208,6 +224,7 @@ class MetaKAN(_MetaNetMixin, KAN):
             embed_dim,
             hidden_dim,
             chunk_size,
+            init,
         )
         super().__init__(
             all_widths,
@@ -233,6 +250,8 @@ class MetaConvKAN(_MetaNetMixin, ConvKAN):
     Args:
         n_clusters, embed_dim, hidden_dim, lr_prompt, lr_meta, chunk_size: as
             :class:`MetaKAN`; the others as :class:`ConvKAN`.
+        init: as :class:`MetaKAN` (the shipped digits configs keep ``"scaled"``, with
+            which their README figures were measured).
     """
 
     # Explicit, not **kwargs: it reads in_channels/num_classes/channels/head/basis*/
@@ -258,6 +277,7 @@ class MetaConvKAN(_MetaNetMixin, ConvKAN):
         lr_meta: float | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         compiled: bool = False,
+        init: str = "xavier",
     ) -> None:
         if in_channels is None or num_classes is None:
             raise ValueError(
@@ -277,6 +297,7 @@ class MetaConvKAN(_MetaNetMixin, ConvKAN):
             embed_dim,
             hidden_dim,
             chunk_size,
+            init,
         )
         super().__init__(
             in_channels,

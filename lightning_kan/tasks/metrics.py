@@ -61,22 +61,30 @@ def _check_same_shape(prediction: torch.Tensor, target: torch.Tensor) -> None:
 
 
 class RegressionScores(Metric):
-    """MSE, relative L2 error and R2 of ``prediction, target (N, D)`` over everything seen.
+    """MSE, relative L2 error and R2 (and MAE) of ``prediction, target (N, D)`` over
+    everything seen.
 
-    ``compute`` returns ``{"mse", "rel_l2", "r2"}``: ``mse`` is the mean over all N * D
-    entries, ``rel_l2`` as :class:`RelativeL2Error`, ``r2`` the mean over outputs of
-    ``1 - SS_res / SS_tot`` (torchmetrics' ``R2Score``, ``uniform_average``).
+    ``compute`` returns ``{"mse", "rel_l2", "r2"}``, plus ``"mae"`` with ``mae=True``:
+    ``mse`` and ``mae`` are the means over all N * D entries of the squared and absolute
+    errors (torchmetrics' ``MeanSquaredError`` / ``MeanAbsoluteError``), ``rel_l2`` as
+    :class:`RelativeL2Error`, ``r2`` the mean over outputs of ``1 - SS_res / SS_tot``
+    (torchmetrics' ``R2Score``, ``uniform_average``). ``mae`` is the MetaKAN paper's
+    function-fitting metric: its code takes the mean of the per-sample ``sqrt`` of the
+    squared error, the same number for one output.
     """
 
     is_differentiable = False
     higher_is_better = None
     full_state_update = False
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, mae: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.mae = mae
         zero = torch.zeros((), dtype=torch.float64)
         for name in ("squared_error", "target_sum", "target_square_sum"):
             self.add_state(name, default=zero.clone(), dist_reduce_fx="sum")
+        if mae:
+            self.add_state("absolute_error", default=zero.clone(), dist_reduce_fx="sum")
         self.add_state("count", default=zero.clone(), dist_reduce_fx="sum")
 
     def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
@@ -86,6 +94,9 @@ class RegressionScores(Metric):
         self.squared_error = self.squared_error + (prediction - target).square().sum(
             0, dtype=torch.float64
         )
+        if self.mae:
+            error = (prediction - target).abs().sum(dtype=torch.float64)
+            self.absolute_error = self.absolute_error + error
         self.target_sum = self.target_sum + target.sum(0, dtype=torch.float64)
         self.target_square_sum = self.target_square_sum + target.square().sum(
             0, dtype=torch.float64
@@ -98,11 +109,15 @@ class RegressionScores(Metric):
         tiny = torch.finfo(torch.float64).tiny
         squared_error = self.squared_error.sum()
         total = self.target_square_sum - self.target_sum.square() / self.count
-        return {
-            "mse": (squared_error / (self.count * self.squared_error.numel())).float(),
+        entries = self.count * self.squared_error.numel()
+        scores = {
+            "mse": (squared_error / entries).float(),
             "rel_l2": _relative_l2(squared_error, self.target_square_sum.sum()),
             "r2": (1 - self.squared_error / total.clamp(min=tiny)).mean().float(),
         }
+        if self.mae:
+            scores["mae"] = (self.absolute_error / entries).float()
+        return scores
 
 
 class ClassificationScores(Metric):

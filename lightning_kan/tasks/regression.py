@@ -19,7 +19,10 @@ __all__ = ["RegressionTask"]
 class RegressionTask(KANTask):
     """Regress ``y (N, D)`` from ``x``; loss MSE (or ``loss="l1"``/``"huber"``).
 
-    Logs ``{stage}/loss``, ``{stage}/mse``, ``{stage}/rel_l2`` and ``{stage}/r2``.
+    Logs ``{stage}/loss``, ``{stage}/mse``, ``{stage}/rel_l2`` and ``{stage}/r2``, and with
+    ``mae=True`` ``{stage}/mae``, the mean absolute error (the MetaKAN paper's
+    function-fitting metric; ``configs/feynman_metakan_official.yaml`` selects the best
+    epoch by ``val/mae`` as the paper's code does on its test set).
 
     ``lbfgs_epochs=N``: the last N epochs refine with L-BFGS (the MetaKAN recipe for
     function fitting) on one fixed batch, the first of that phase: give the data module
@@ -38,7 +41,14 @@ class RegressionTask(KANTask):
         lbfgs_max_iter: int = 20,
         lbfgs_history_size: int = 50,
         initial_grid: str | None = "inputs",
+        mae: bool = False,
     ) -> None:
+        if not isinstance(mae, bool):
+            raise ValueError(
+                f"mae must be true or false (also log the mean absolute error "
+                f"{{stage}}/mae), got {mae!r}"
+            )
+        self.mae = mae  # read by make_metrics, which KANTask's constructor calls
         losses = {"mse": nn.MSELoss, "l1": nn.L1Loss, "huber": nn.HuberLoss}
         if loss not in losses:
             raise ValueError(f"loss must be one of {sorted(losses)}, got {loss!r}")
@@ -55,7 +65,8 @@ class RegressionTask(KANTask):
         self.loss_fn = losses[loss]()
 
     def make_metrics(self) -> MetricCollection:
-        return MetricCollection({"scores": RegressionScores()})  # mse, rel_l2, r2
+        # mse, rel_l2, r2 [, mae]
+        return MetricCollection({"scores": RegressionScores(mae=self.mae)})
 
     def _shared_step(self, batch: Any, stage: str, record: bool = True) -> torch.Tensor:
         x, target = batch
