@@ -26,4 +26,9 @@ BASES = {
     "rswaf": {"num_centers": 6},
     "legendre": {"degree": 5},
     "gram": {"degree": 5},
+    "wavelet": {"num_wavelets": 5},
+    "bernstein": {"degree": 5},
+    "jacobi": {"degree": 5, "alpha": 0.5, "beta": 1.5},
+    "fourierkan": {"grid_size": 3},
+    "relukan": {"grid_size": 4, "order": 2},
 }

@@ -9,7 +9,10 @@ from lightning_kan import KANLinear, count_parameters
 from lightning_kan.layers import KANConv1d, KANConv2d, KANConv3d
 from lightning_kan.nets import ConvKAN
 
-ELEMENTWISE_BASES = ["bspline", "chebyshev", "rbf", "rswaf", "gram"]  # legendre: minmax mixes
+ELEMENTWISE_BASES = [
+    *("bspline", "chebyshev", "rbf", "rswaf", "gram"),  # legendre: minmax mixes
+    *("wavelet", "bernstein", "jacobi", "fourierkan", "relukan"),
+]
 
 
 def linear_reference(conv: KANConv2d, taps: int) -> KANLinear:
@@ -41,6 +44,11 @@ def _basis_name(conv):
         "GaussianRBFBasis": "rbf",
         "RSWAFBasis": "rswaf",
         "GramBasis": "gram",
+        "WaveletBasis": "wavelet",
+        "BernsteinBasis": "bernstein",
+        "JacobiBasis": "jacobi",
+        "FourierBasis": "fourierkan",
+        "ReLUKANBasis": "relukan",
     }[type(conv.basis).__name__]
 
 

@@ -60,6 +60,34 @@ class Basis(nn.Module):
             )
         return grad_x
 
+    #: whether ``phi_k(x)[..., i]`` depends on ``x[..., i]`` only (forward-mode derivative
+    #: propagation and :meth:`derivatives` need it; a per-sample rescaling breaks it)
+    elementwise: bool = True
+
+    def derivatives(self, x: torch.Tensor, order: int = 2) -> tuple[torch.Tensor, ...]:
+        """``(phi, phi')`` (``order=1``) or ``(phi, phi', phi'')`` (``order=2``) at ``x``.
+
+        Each is ``(..., I, K)``: the basis values and their first / second derivatives in
+        the input ``x_i``, for forward-mode derivative propagation (physics-informed
+        losses). This default differentiates :meth:`forward` with autograd (``K``
+        backward passes per order) and is differentiable when grad mode is on; families
+        override it with closed forms.
+        """
+        if order not in (1, 2):
+            raise ValueError(f"order must be 1 or 2 (derivatives of phi in x), got {order!r}")
+        create_graph = torch.is_grad_enabled()
+        with torch.enable_grad():
+            x_in = x if (create_graph and x.requires_grad) else x.detach().requires_grad_()
+            phi = self(x_in)
+            results = [phi]
+            current = phi
+            for _ in range(order):
+                current = _columnwise_grad(current, x_in)
+                results.append(current)
+        if not create_graph:
+            results = [r.detach() for r in results]
+        return tuple(results)
+
     @property
     def is_parameter_free(self) -> bool:
         """True when no parameter of the basis trains (layers may then fuse it)."""
@@ -67,6 +95,21 @@ class Basis(nn.Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, num_functions={self.num_functions}"
+
+
+def _columnwise_grad(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``d values[..., i, k] / d x[..., i]`` for an elementwise map ``(..., I) -> (..., I, K)``,
+    one backward per ``k``; zero where ``values`` does not depend on ``x`` (piecewise
+    constant or linear functions have no graph left to differentiate)."""
+    if not values.requires_grad:
+        return torch.zeros_like(values)
+    columns = [
+        torch.autograd.grad(
+            values[..., k].sum(), x, create_graph=True, allow_unused=True, materialize_grads=True
+        )[0]
+        for k in range(values.shape[-1])
+    ]
+    return torch.stack(columns, dim=-1)
 
 
 BasisFactory = Callable[..., Basis]

@@ -159,27 +159,49 @@ class BSplineBasis(Basis):
     def _local_derivatives(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Index of the first non-zero basis and the ``k + 1`` values of ``d phi / dx``."""
         j, position = self._locate(x)
+        return j, self._local_slopes(x, j, position, 1)
+
+    def _local_slopes(
+        self, x: torch.Tensor, j: torch.Tensor, position: torch.Tensor, order: int
+    ) -> torch.Tensor:
+        """The ``k + 1`` non-zero values of ``d^order phi / dx^order`` (``order`` 1 or 2) in
+        interval ``j`` at ``position`` (from :meth:`_locate`); zero outside the grid, where
+        the spline is constant."""
         k = self.spline_order
         low, high = self.grid_bounds
         inside = ((x >= low) & (x <= high)).to(x.dtype).unsqueeze(-1)
-        if k == 0:
-            return j, torch.zeros_like(inside)
+        if k < order:
+            return torch.zeros(*x.shape, k + 1, dtype=x.dtype, device=x.device)
         if self._is_uniform:
             spacing = self._uniform_spacing().unsqueeze(-1)  # (I, 1)
-            derivs = _horner(_local_table(k, x, derivative=True), position) / spacing
+            table = _local_table(k, x, derivative=order)
+            return _horner(table, position) / spacing**order * inside
+        knots = self._local_knots(j)
+        # B^{k-order} by de Boor, then d/dx B^p = p (B^{p-1}_i / (t_{i+p} - t_i) - B^{p-1}_{i+1}
+        # / (t_{i+p+1} - t_{i+1})) raises the degree while differentiating, order times
+        derivs = _de_boor(position, knots, k, k - order)
+        for degree in range(k - order + 1, k + 1):
+            derivs = _raise_degree(derivs, knots, degree, k)
+        return torch.stack(derivs, dim=-1) * inside
+
+    def derivatives(self, x: torch.Tensor, order: int = 2) -> tuple[torch.Tensor, ...]:
+        """``(phi, phi'[, phi''])``, each ``(..., I, K)``, in closed form: the ``k + 1``
+        local values of each order (uniform: the polynomial tables; otherwise de Boor's
+        scheme with the derivative recurrence) scattered into the dense layout."""
+        if order not in (1, 2):
+            raise ValueError(f"order must be 1 or 2 (derivatives of phi in x), got {order!r}")
+        j, position = self._locate(x)
+        k = self.spline_order
+        if self._is_uniform:
+            values = _horner(_local_table(k, x), position)
         else:
-            knots = self._local_knots(j)
-            lower = _de_boor(position, knots, k, k - 1)  # B^{k-1}_{j-k+1+q}, q = 0..k-1
-            scaled = [k * lower[q] / (knots[..., k + q] - knots[..., q]) for q in range(k)]
-            zero = torch.zeros_like(scaled[0])
-            derivs = torch.stack(
-                [
-                    (scaled[m - 1] if m > 0 else zero) - (scaled[m] if m < k else zero)
-                    for m in range(k + 1)
-                ],
-                dim=-1,
-            )
-        return j, derivs * inside
+            values = torch.stack(_de_boor(position, self._local_knots(j), k, k), dim=-1)
+        locals_ = [values] + [self._local_slopes(x, j, position, n) for n in range(1, order + 1)]
+        # scattered on a leading K axis and viewed as (..., I, K): contiguous inner writes
+        index = self._positions(j).movedim(-1, 0)
+        out = x.new_zeros(self.num_functions, *x.shape)
+        scattered = (out.scatter(0, index, local.movedim(-1, 0)) for local in locals_)
+        return tuple(t.movedim(0, -1) for t in scattered)
 
     def _positions(self, j: torch.Tensor) -> torch.Tensor:
         return j.unsqueeze(-1) + torch.arange(self.spline_order + 1, device=j.device)
@@ -311,6 +333,24 @@ def _de_boor(x: torch.Tensor, knots: torch.Tensor, order: int, degree: int) -> l
     return values
 
 
+def _raise_degree(
+    derivs: list[torch.Tensor], knots: torch.Tensor, degree: int, order: int
+) -> list[torch.Tensor]:
+    """Derivatives of ``B^{degree}_{J-degree} .. B^{degree}_J`` (``degree + 1`` tensors)
+    from the same-order-lower derivatives of ``B^{degree-1}_{J-degree+1} .. B^{degree-1}_J``
+    (``degree`` tensors): ``X^p_i = p (X^{p-1}_i / (t_{i+p} - t_i) - X^{p-1}_{i+1} /
+    (t_{i+p+1} - t_{i+1}))``. ``knots[..., q] = t_{J-order+1+q}`` as in :func:`_de_boor`."""
+    scaled = [
+        degree * derivs[q] / (knots[..., order + q] - knots[..., order - degree + q])
+        for q in range(degree)
+    ]
+    zero = torch.zeros_like(scaled[0])
+    return [
+        (scaled[m - 1] if m > 0 else zero) - (scaled[m] if m < degree else zero)
+        for m in range(degree + 1)
+    ]
+
+
 def _uniform_local_polynomial(order: int) -> list[list[float]]:
     """``M`` with ``[B_{j-k}(u), .., B_j(u)] = [1, u, .., u^k] @ M`` on unit-spaced knots.
 
@@ -333,20 +373,27 @@ _LOCAL_SLOPES = tuple(
     [[e * value for value in row] for e, row in enumerate(poly[1:], start=1)]
     for poly in _LOCAL_POLYNOMIALS
 )
-_TABLE_TENSORS: dict[tuple[int, bool, torch.dtype, torch.device], torch.Tensor] = {}
+#: ``d^2 M / du^2``: row ``e - 2`` is ``e (e - 1) M[e]`` (empty below order 2)
+_LOCAL_CURVATURES = tuple(
+    [[e * (e - 1) * value for value in row] for e, row in enumerate(poly[2:], start=2)]
+    for poly in _LOCAL_POLYNOMIALS
+)
+_TABLES = (_LOCAL_POLYNOMIALS, _LOCAL_SLOPES, _LOCAL_CURVATURES)
+_TABLE_TENSORS: dict[tuple[int, int, torch.dtype, torch.device], torch.Tensor] = {}
 
 
-def _local_table(order: int, like: torch.Tensor, derivative: bool = False) -> torch.Tensor:
-    """``_LOCAL_POLYNOMIALS[order]`` (or ``_LOCAL_SLOPES``) with ``like``'s dtype and device.
+def _local_table(order: int, like: torch.Tensor, derivative: int = 0) -> torch.Tensor:
+    """``_LOCAL_POLYNOMIALS[order]`` (``derivative`` 0), ``_LOCAL_SLOPES`` (1) or
+    ``_LOCAL_CURVATURES`` (2) with ``like``'s dtype and device.
 
     Kept per dtype and device so the forward copies it once, but never when built under a
     tracer or a ``torch.func`` transform: a fake, functional or wrapped tensor must not
     outlive its trace.
     """
-    key = (order, derivative, like.dtype, like.device)
+    key = (order, int(derivative), like.dtype, like.device)
     tensor = _TABLE_TENSORS.get(key)
     if tensor is None:
-        table = (_LOCAL_SLOPES if derivative else _LOCAL_POLYNOMIALS)[order]
+        table = _TABLES[int(derivative)][order]
         tensor = torch.tensor(table, dtype=like.dtype, device=like.device)
         wrapped = torch._C._functorch.is_functorch_wrapped_tensor(tensor)
         if type(tensor) is torch.Tensor and not wrapped and not torch.compiler.is_compiling():

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from torch import nn
 
 from lightning_kan.bases.base import Basis, register_basis
 
@@ -162,6 +163,45 @@ class _ThreeTermBasis(Basis):
             grad_s = torch.addcmul(grad_s, grads[n], slope)
         return grad_s * (1 - s * s)
 
+    @property
+    def elementwise(self) -> bool:
+        """``tanh`` maps each input on its own; ``minmax`` couples a sample's features."""
+        return self.normalization == "tanh"
+
+    def derivatives(self, x: torch.Tensor, order: int = 2) -> tuple[torch.Tensor, ...]:
+        """``(phi, phi'[, phi''])`` in ``x``, each ``(..., I, K)``, in closed form (``tanh``).
+
+        A polynomial's derivative is a combination of the lower ones, ``p'_n = sum_m
+        D[n, m] p_m``; ``D`` follows from differentiating the recurrence (a ``K x K``
+        matrix, :func:`_derivative_matrix`), so ``phi'`` and ``phi''`` in ``s`` are two
+        small GEMMs of the values, then the chain rule through ``s = tanh x``
+        (``s' = 1 - s^2``, ``s'' = -2 s s'``).
+        """
+        if order not in (1, 2):
+            raise ValueError(f"order must be 1 or 2 (derivatives of phi in x), got {order!r}")
+        if not self.elementwise:
+            raise ValueError(
+                f"{type(self).__name__}(normalization={self.normalization!r}) maps each "
+                "input through its sample's min and max, so phi(x_i) has no derivative in "
+                "x_i alone (elementwise is False); use normalization='tanh' for "
+                "forward-mode derivatives, or autograd"
+            )
+        s = torch.tanh(x)
+        steps, scale = self._coefficients()
+        # (K, ...) on a leading axis: whole-tensor copies and GEMMs over K, then viewed as
+        # (..., I, K) (a strided innermost stack is several times slower on CPU)
+        values = torch.stack(self._terms(s))
+        flat = values.reshape(values.shape[0], -1)
+        slope = _derivative_matrix(steps, scale, values)
+        dphi_ds = (slope @ flat).view_as(values).movedim(0, -1)
+        ds = (1 - s * s).unsqueeze(-1)
+        phi = values.movedim(0, -1)
+        if order == 1:
+            return phi, dphi_ds * ds
+        d2phi_ds2 = (slope @ (slope @ flat)).view_as(values).movedim(0, -1)
+        d2s = -2 * s.unsqueeze(-1) * ds
+        return phi, dphi_ds * ds, d2phi_ds2 * ds * ds + dphi_ds * d2s
+
     def expand_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
         s = _squash(x, self.normalization)
         steps, scale = self._coefficients()
@@ -179,6 +219,53 @@ class _ThreeTermBasis(Basis):
             f"in_features={self.in_features}, degree={self.degree}, "
             f"normalization={self.normalization!r}"
         )
+
+
+_DERIVATIVE_MATRICES: dict[tuple, torch.Tensor] = {}
+
+
+def _derivative_matrix(steps: list, scale: list | None, like: torch.Tensor) -> torch.Tensor:
+    """:func:`_build_derivative_matrix`, kept per dtype and device for Python-float
+    coefficients (never for tensors: a trained recurrence, a tracer's fake values)."""
+    numbers = [v for step in steps for v in step] + list(scale or [])
+    if not all(isinstance(v, float) for v in numbers) or torch.compiler.is_compiling():
+        return _build_derivative_matrix(steps, scale, like)
+    key = (tuple(numbers), len(steps), like.dtype, like.device)
+    matrix = _DERIVATIVE_MATRICES.get(key)
+    if matrix is None:
+        matrix = _build_derivative_matrix(steps, scale, like)
+        if type(matrix) is torch.Tensor and not torch._C._functorch.is_functorch_wrapped_tensor(
+            matrix
+        ):
+            _DERIVATIVE_MATRICES[key] = matrix
+    return matrix
+
+
+def _build_derivative_matrix(steps: list, scale: list | None, like: torch.Tensor) -> torch.Tensor:
+    """``D (K, K)`` with ``phi'_n(s) = sum_m D[n, m] phi_m(s)`` for the scaled recurrence
+    ``p_{n+1} = a_n s p_n - b_n p_{n-1}``, ``phi_n = scale_n p_n``; ``like``'s dtype/device.
+
+    Rows are the coefficient vectors of ``p'_n`` in the ``p`` basis, built like the
+    polynomials: ``d_0 = 0``, ``d_1 = e_0``, ``d_{n+1} = a_n (e_n + S d_n) - b_n d_{n-1}``
+    with ``S`` the multiplication by ``s`` (``s p_0 = p_1``, ``s p_m = (p_{m+1} + b_m
+    p_{m-1}) / a_m``). Differentiable in tensor coefficients (a trained recurrence).
+    """
+    size = len(steps) + 2
+    a = [1.0] + [step[0] for step in steps] + [1.0]  # a_0 = 1, b_0 = 0: s p_0 = p_1
+    b = [0.0] + [step[1] for step in steps] + [0.0]
+    eye = torch.eye(size, dtype=like.dtype, device=like.device)
+    a = torch.stack([torch.as_tensor(v, dtype=like.dtype, device=like.device) for v in a])
+    b = torch.stack([torch.as_tensor(v, dtype=like.dtype, device=like.device) for v in b])
+    rows = [torch.zeros_like(eye[0]), eye[0]]
+    for n in range(1, size - 1):
+        d = rows[-1] / a
+        times_s = torch.cat([d.new_zeros(1), d[:-1]]) + torch.cat([(d * b)[1:], d.new_zeros(1)])
+        rows.append(a[n] * (eye[n] + times_s) - b[n] * rows[-2])
+    matrix = torch.stack(rows)
+    if scale is None:
+        return matrix
+    factors = torch.stack([torch.as_tensor(v, dtype=like.dtype, device=like.device) for v in scale])
+    return factors[:, None] * matrix / factors[None, :]
 
 
 @register_basis("chebyshev")
@@ -225,7 +312,9 @@ class GramBasis(_ThreeTermBasis):
     ``beta_n = n^2 (N^2 - n^2) / ((4n^2 - 1)(N - 1)^2)`` (N = ``num_points``; as N grows
     these tend to the monic Legendre polynomials). Each ``p_n`` is divided by its RMS on
     the N points so all K functions have unit scale. K = degree + 1; needs
-    ``num_points > degree``.
+    ``num_points > degree``. ``trainable_beta=True`` makes ``beta_n`` a trained
+    parameter ``beta (degree - 1,)`` started at these values (KAGN trains its recurrence
+    coefficients; the scales stay those of the initial polynomials).
     """
 
     def __init__(
@@ -234,6 +323,7 @@ class GramBasis(_ThreeTermBasis):
         degree: int = 7,
         num_points: int = 32,
         normalization: Normalization = "tanh",
+        trainable_beta: bool = False,
     ):
         super().__init__(in_features, degree, normalization)
         if isinstance(num_points, bool) or not isinstance(num_points, int) or num_points <= degree:
@@ -243,9 +333,24 @@ class GramBasis(_ThreeTermBasis):
         self.num_points = num_points
         # Python floats fixed at construction: dynamo/export read them as constants
         self._gram = _gram_coefficients(degree, num_points)
+        if trainable_beta:
+            self.beta = nn.Parameter(torch.tensor([beta for _, beta in self._gram[0]]))
 
-    def _coefficients(self) -> tuple[list[tuple[float, float]], list[float]]:
+    def _coefficients(self) -> tuple[list[tuple[float, Any]], list[float]]:
+        if "beta" in self._parameters:  # trained: 0-d tensors (the layer then uses autograd)
+            return [(1.0, beta) for beta in self.beta.unbind()], self._gram[1]
         return self._gram
+
+    def expand_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
+        if "beta" in self._parameters:  # tensor coefficients: the plain forward
+            out.copy_(self(x))
+        else:
+            super().expand_into(x, out)
+
+    def input_grad(self, x: torch.Tensor, grad_values: torch.Tensor) -> torch.Tensor:
+        if "beta" in self._parameters:  # tensor coefficients: autograd through the forward
+            return Basis.input_grad(self, x, grad_values)
+        return super().input_grad(x, grad_values)
 
 
 @cache

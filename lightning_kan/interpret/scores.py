@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import torch
 
+from lightning_kan.bases import InputNormBasis
 from lightning_kan.layers.coefficients import Dense
 from lightning_kan.nets import KAN
 
@@ -54,6 +55,14 @@ def check_kan(net: object, caller: str) -> KAN:
                 f"{type(layer.coefficients).__name__}, so edges cannot be cut or sliced one by "
                 "one. Use a dense KAN (coefficients='dense'); for a Slim KAN, prune the dense "
                 "KAN before converting it (SlimKAN.from_dense)."
+            )
+    for index, layer in enumerate(net.layers):
+        if isinstance(layer.basis, InputNormBasis):  # norm="fastkan"
+            raise TypeError(
+                f"{caller} needs {supported}, got {type(net).__name__} whose layers.{index} "
+                f"normalises its input ({type(layer.basis).__name__}, norm='fastkan'): the "
+                "LayerNorm couples the nodes, so removing one changes the others. Build the "
+                "KAN with norm=None."
             )
     for index, norm in enumerate(net.norms):
         if not isinstance(norm, torch.nn.Identity):

@@ -1,10 +1,15 @@
 """Base activations ``b`` of the KAN base branch, as modules, with their derivatives.
 
-Known names come with a closed-form derivative, so the fused expansion recomputes
-the branch's gradient cheaply in the backward instead of storing intermediates. Any
-other callable works too: an ``nn.Module`` (e.g. ``nn.PReLU()``) is registered as a
-submodule, so its parameters are trained, saved and moved with the layer; its
-derivative (and a plain function's) is taken with autograd.
+Known names come with closed-form first and second derivatives, so the fused expansion
+recomputes the branch's gradient cheaply in the backward instead of storing
+intermediates, and forward-mode derivative propagation (``lightning_kan.layers.jet``)
+needs no autograd. Any other callable works too: an ``nn.Module`` (e.g. ``nn.PReLU()``)
+is registered as a submodule, so its parameters are trained, saved and moved with the
+layer; its derivative (and a plain function's) is taken with autograd.
+
+:func:`elementwise_derivatives` gives ``(f, f', f'')`` of the elementwise modules an
+``MLP`` uses (``nn.SiLU``, ``nn.Tanh``, ``nn.GELU``, ``nn.ReLU``, ...), closed forms
+where known.
 """
 
 from __future__ import annotations
@@ -16,7 +21,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["BaseActivation", "resolve_activation"]
+__all__ = [
+    "ELEMENTWISE_MODULES",
+    "BaseActivation",
+    "elementwise_derivatives",
+    "is_elementwise",
+    "resolve_activation",
+]
+
+Derivative = Callable[[torch.Tensor], torch.Tensor]
+#: ``x -> (f(x), f'(x), f''(x))``, each the shape of ``x``
+Derivatives = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 class BaseActivation(nn.Module):
@@ -30,12 +45,31 @@ class BaseActivation(nn.Module):
         self,
         name: str,
         fn: Callable[[torch.Tensor], torch.Tensor],
-        derivative: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        derivative: Derivative | None = None,
+        derivatives: Derivatives | None = None,
     ) -> None:
         super().__init__()
         self.name = name
         self.fn = fn
         self._derivative = derivative
+        self._derivatives = derivatives
+
+    @property
+    def elementwise(self) -> bool:
+        """Whether ``fn(x)[j]`` depends on ``x[j]`` only: the known names, and the torch
+        activation modules in :data:`ELEMENTWISE_MODULES` (derivative propagation needs it)."""
+        return self._closed_forms() is not None or is_elementwise(self.fn)
+
+    def _closed_forms(self) -> Derivatives | None:
+        # a BaseActivation pickled before closed-form second derivatives has none
+        return self.__dict__.get("_derivatives")
+
+    def derivatives(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(b(x), b'(x), b''(x))``, each the shape of ``x``: closed forms for the known
+        names, else :func:`elementwise_derivatives` (autograd for other callables).
+        Differentiable in ``x`` and in the activation's parameters."""
+        closed = self._closed_forms()
+        return closed(x) if closed is not None else elementwise_derivatives(self.fn, x)
 
     @property
     def is_parameter_free(self) -> bool:
@@ -77,13 +111,95 @@ def _gelu_derivative(x: torch.Tensor) -> torch.Tensor:
     return cdf + x * torch.exp(-0.5 * x.square()) / math.sqrt(2.0 * math.pi)
 
 
+def _silu_jet(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``x s``, ``s (1 + x (1 - s))``, ``s (1 - s) (2 + x (1 - 2 s))`` with ``s = sigmoid(x)``."""
+    s = torch.sigmoid(x)
+    one_minus = 1.0 - s
+    return x * s, s * (1.0 + x * one_minus), s * one_minus * (2.0 + x * (1.0 - 2.0 * s))
+
+
+def _gelu_jet(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``x Phi(x)``, ``Phi(x) + x phi(x)``, ``(2 - x^2) phi(x)`` (``phi``: the normal density)."""
+    cdf = 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+    density = torch.exp(-0.5 * x.square()) / math.sqrt(2.0 * math.pi)
+    return x * cdf, cdf + x * density, (2.0 - x.square()) * density
+
+
+def _tanh_jet(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``t``, ``1 - t^2``, ``-2 t (1 - t^2)`` with ``t = tanh(x)``."""
+    t = torch.tanh(x)
+    slope = 1.0 - t.square()
+    return t, slope, -2.0 * t * slope
+
+
+def _identity_jet(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return x, torch.ones_like(x), torch.zeros_like(x)
+
+
+def _relu_jet(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``max(x, 0)``, the step (0 at 0, as autograd), and 0."""
+    return torch.relu(x), (x > 0).to(x.dtype), torch.zeros_like(x)
+
+
+def _sigmoid_jet(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    s = torch.sigmoid(x)
+    slope = s * (1.0 - s)
+    return s, slope, slope * (1.0 - 2.0 * s)
+
+
+#: torch activation modules that act on each entry on its own; the value maps a module
+#: to its closed-form ``(f, f', f'')`` (``None``: derivatives by autograd)
+ELEMENTWISE_MODULES: dict[type[nn.Module], Callable[[nn.Module], Derivatives | None]] = {
+    nn.SiLU: lambda m: _silu_jet,
+    nn.Tanh: lambda m: _tanh_jet,
+    nn.GELU: lambda m: _gelu_jet if m.approximate == "none" else None,
+    nn.ReLU: lambda m: _relu_jet,
+    nn.Sigmoid: lambda m: _sigmoid_jet,
+    nn.Identity: lambda m: _identity_jet,
+    nn.PReLU: lambda m: None,
+    nn.LeakyReLU: lambda m: None,
+    nn.ELU: lambda m: None,
+    nn.Softplus: lambda m: None,
+    nn.Mish: lambda m: None,
+}
+
+
+def is_elementwise(fn: object) -> bool:
+    """True for a torch activation module of :data:`ELEMENTWISE_MODULES`."""
+    return type(fn) in ELEMENTWISE_MODULES
+
+
+def elementwise_derivatives(
+    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(f(x), f'(x), f''(x))`` of an elementwise ``fn``, each the shape of ``x``.
+
+    Closed forms for the modules :data:`ELEMENTWISE_MODULES` knows, else two autograd
+    passes (exact for an elementwise function: the gradient of ``sum f(x)`` is ``f'(x)``).
+    Differentiable in ``x`` and in the function's parameters.
+    """
+    closed = ELEMENTWISE_MODULES[type(fn)](fn) if type(fn) in ELEMENTWISE_MODULES else None
+    if closed is not None:
+        return closed(x)
+    with torch.enable_grad():
+        x_in = x if x.requires_grad else x.detach().requires_grad_()
+        value = fn(x_in)
+        (slope,) = torch.autograd.grad(value.sum(), x_in, create_graph=True)
+        if not slope.requires_grad:  # piecewise linear: f'' = 0
+            return value, slope, torch.zeros_like(slope)
+        (curvature,) = torch.autograd.grad(
+            slope.sum(), x_in, create_graph=True, allow_unused=True, materialize_grads=True
+        )
+    return value, slope, curvature
+
+
 # shared, parameter-free instances: a compiled expansion guards on the object, so every
 # layer of a net reuses one per name instead of recompiling per layer
 _KNOWN: dict[str, BaseActivation] = {
-    "silu": BaseActivation("silu", F.silu, _silu_derivative),
-    "gelu": BaseActivation("gelu", F.gelu, _gelu_derivative),
-    "tanh": BaseActivation("tanh", torch.tanh, lambda x: 1.0 - torch.tanh(x).square()),
-    "identity": BaseActivation("identity", lambda x: x, torch.ones_like),
+    "silu": BaseActivation("silu", F.silu, _silu_derivative, _silu_jet),
+    "gelu": BaseActivation("gelu", F.gelu, _gelu_derivative, _gelu_jet),
+    "tanh": BaseActivation("tanh", torch.tanh, lambda x: 1.0 - torch.tanh(x).square(), _tanh_jet),
+    "identity": BaseActivation("identity", lambda x: x, torch.ones_like, _identity_jet),
 }
 
 

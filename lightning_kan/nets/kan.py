@@ -14,16 +14,17 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from lightning_kan.bases import Basis
-from lightning_kan.bases.base import _check_positive_int, is_finite_number
+from lightning_kan.bases import Basis, InputNormBasis, build_basis
+from lightning_kan.bases.base import _check_positive_int, basis_options, is_finite_number
 from lightning_kan.layers import KANLinear
 from lightning_kan.layers.base import check_input_tensor
 from lightning_kan.layers.coefficients import Coefficients, build_coefficients
+from lightning_kan.layers.jet import Jet
 from lightning_kan.utils import count_parameters
 
 __all__ = ["KAN"]
 
-Norm = Literal["layer", "batch"]
+Norm = Literal["layer", "batch", "fastkan"]
 
 
 class KAN(nn.Module):
@@ -39,8 +40,11 @@ class KAN(nn.Module):
         basis_kwargs: options of that basis, e.g. ``{"grid_size": 5, "spline_order": 3}``.
         base_activation: base branch of every layer (see :class:`KANLinear`).
         bias: biases in every layer.
-        norm: ``"layer"`` (FastKAN's LayerNorm) or ``"batch"`` normalisation of every
-            hidden layer's input (between layers), or ``None``.
+        norm: ``"layer"`` (LayerNorm) or ``"batch"`` normalisation of every hidden
+            layer's input (between layers), ``"fastkan"`` (FastKAN's exact layout: a
+            LayerNorm on every layer's spline-branch input, the first included, while the
+            base branch sees the raw input; each basis becomes an
+            :class:`~lightning_kan.bases.InputNormBasis`), or ``None``.
         spline_init_scale, compiled: see :class:`KANLinear`.
         in_features, out_features: input and output widths, if not in ``widths``.
         coefficients: the layers' coefficient family: a registered name (``dense``,
@@ -85,8 +89,11 @@ class KAN(nn.Module):
                 "KAN builds one basis per layer: pass the basis by name (and basis_kwargs), "
                 "or stack KANLinear layers yourself to use ready instances"
             )
-        if norm not in (None, "layer", "batch"):
-            raise ValueError(f"norm must be 'layer', 'batch' or None, got {norm!r}")
+        if norm not in (None, "layer", "batch", "fastkan"):
+            raise ValueError(
+                f"norm must be 'layer', 'batch' or None (between layers), or 'fastkan' (a "
+                f"LayerNorm on every layer's spline-branch input), got {norm!r}"
+            )
         self.widths = widths
         options = {
             "basis": basis,
@@ -99,7 +106,7 @@ class KAN(nn.Module):
         mults = [*self.mult_nodes, 0]  # the output boundary has sum nodes only
         outputs = [width + mult for width, mult in zip(widths[1:], mults, strict=True)]
         self.layers = nn.ModuleList(
-            KANLinear(fan_in, fan_out, coefficients=family, **options)
+            KANLinear(fan_in, fan_out, coefficients=family, **_layer_basis(norm, fan_in, options))
             for fan_in, fan_out, family in zip(widths[:-1], outputs, families, strict=True)
         )
         self.norms = nn.ModuleList(_make_norm(norm, width) for width in widths[1:-1])
@@ -163,13 +170,14 @@ class KAN(nn.Module):
             )
         return self._combine(boundary, y)
 
-    def _combine(self, boundary: int, y: torch.Tensor) -> torch.Tensor:
-        """:meth:`combine_nodes` without the checks (``y`` unchanged without mult nodes)."""
+    def _combine(self, boundary: int, y: torch.Tensor | Jet, cat=torch.cat) -> torch.Tensor | Jet:
+        """:meth:`combine_nodes` without the checks (``y`` unchanged without mult nodes);
+        ``cat=Jet.cat`` combines a :class:`~lightning_kan.layers.jet.Jet` (product rule)."""
         mult = self._num_mult(boundary)
         if mult == 0:
             return y
         sums = self.widths[boundary] - mult
-        return torch.cat([y[..., :sums], y[..., sums::2] * y[..., sums + 1 :: 2]], dim=-1)
+        return cat([y[..., :sums], y[..., sums::2] * y[..., sums + 1 :: 2]], dim=-1)
 
     def _layer_inputs(self, x: torch.Tensor):
         """Yield ``(layer, input of that layer)`` in order; the last output is not yielded."""
@@ -187,6 +195,19 @@ class KAN(nn.Module):
                 x = self.norms[index - 1](self._combine(index, x))
             x = layer(x)
         return x
+
+    #: the submodules :meth:`forward_jet` passes a jet through (``layers.jet.jet_gaps``)
+    jet_children = ("layers", "norms")
+
+    def forward_jet(self, jet: Jet, propagate: Callable[[nn.Module, Jet], Jet]) -> Jet:
+        """:meth:`forward` on a :class:`~lightning_kan.layers.jet.Jet` (value, input
+        gradient, second derivatives): the layers, mult nodes and norms in order."""
+        self._check_input(jet.value)
+        for index, layer in enumerate(self.layers):
+            if index > 0:
+                jet = propagate(self.norms[index - 1], self._combine(index, jet, cat=Jet.cat))
+            jet = propagate(layer, jet)
+        return jet
 
     def extra_repr(self) -> str:
         """``mult_nodes=[...]`` when there are any (the layers show subnode widths)."""
@@ -353,6 +374,15 @@ def resolve_mult_nodes(mult_nodes: object, widths: Sequence[int]) -> list[int]:
                 f"{usage}"
             )
     return [int(count) for count in counts]  # type: ignore[call-overload]
+
+
+def _layer_basis(norm: Norm | None, fan_in: int, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with, for ``norm="fastkan"``, the basis built here and wrapped in an
+    :class:`InputNormBasis` (LayerNorm on the spline branch's input only)."""
+    if norm != "fastkan":
+        return options
+    inner = build_basis(options["basis"], fan_in, **basis_options(options["basis_kwargs"]))
+    return {**options, "basis": InputNormBasis(inner), "basis_kwargs": None}
 
 
 def _make_norm(norm: Norm | None, width: int) -> nn.Module:
