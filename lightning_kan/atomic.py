@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import IO, Any
 
 __all__ = [
     "PARTIAL_SUFFIX",
+    "atomic_link",
     "atomic_open",
     "atomic_torch_save",
     "atomic_write_bytes",
@@ -103,6 +105,28 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getbuffer())
+
+
+def atomic_link(source: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    """Make ``path`` a hard link to the (complete, synced) file ``source``, atomically:
+    ``path`` is its old file or ``source``'s, never a half-written one. Where hard links
+    are not supported (another filesystem, FAT, ...) the bytes are copied atomically.
+    Writes here replace files (a new inode), so the two names never change each other."""
+    path = Path(path)
+    temporary = path.parent / f".{path.name}.{os.urandom(4).hex()}{PARTIAL_SUFFIX}"
+    try:
+        os.link(source, temporary)
+    except OSError:
+        with open(source, "rb") as handle, atomic_open(path, "wb") as copy:
+            shutil.copyfileobj(handle, copy)
+        return
+    try:
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+        raise
+    _fsync_directory(path.parent)
 
 
 def remove_stale_partials(directory: str | os.PathLike[str]) -> list[Path]:

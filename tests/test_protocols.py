@@ -191,7 +191,7 @@ ALLOWED_IMPORTS = {
     "data": set(),
     "pde": {"data"},
     "lotra": {"atomic", "callbacks", "ops", "plotting", "utils"},
-    "tasks": {"bases", "callbacks", "pde", "protocols", "utils"},
+    "tasks": {"bases", "callbacks", "layers", "pde", "protocols", "utils"},
     "interpret": {"atomic", "bases", "layers", "nets"},
 }
 #: compatibility re-exports of PINNTask at its old address (see the document)
@@ -209,7 +209,7 @@ def test_nothing_imports_upward():
     for path in sorted((ROOT / "lightning_kan").rglob("*.py")):
         relative = path.relative_to(ROOT).as_posix()
         package = path.relative_to(ROOT / "lightning_kan").parts[0].removesuffix(".py")
-        if package in ("cli", "__init__"):
+        if package in ("cli", "lightning_cli", "__init__"):
             continue
         if package not in ALLOWED_IMPORTS:
             wrong.append(f"{relative}: package {package!r} is not in the document's tables")

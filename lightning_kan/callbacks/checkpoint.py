@@ -25,6 +25,7 @@ import os
 import pickle
 from collections.abc import Iterator
 from typing import Any
+from weakref import proxy
 
 import lightning as L
 import torch
@@ -34,7 +35,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint as _LightningModelCheckp
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy, Strategy
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from lightning_kan.atomic import atomic_torch_save, remove_stale_partials
+from lightning_kan.atomic import atomic_link, atomic_torch_save, remove_stale_partials
 
 __all__ = [
     "AtomicCheckpointIO",
@@ -130,6 +131,7 @@ class ModelCheckpoint(_LightningModelCheckpoint):
     _last_written_step: int | None = None  # global step of the newest last.ckpt
     _train_start_step: int | None = None  # global step when fit started (None: not started)
     _best_metrics: dict[str, float] | None = None  # see best_model_metrics
+    _previous_last: str | None = None  # last_model_path before this save of last, if saving
 
     @classmethod
     def adopt(cls, callback: _LightningModelCheckpoint) -> ModelCheckpoint:
@@ -146,6 +148,20 @@ class ModelCheckpoint(_LightningModelCheckpoint):
         if stage == "fit" and trainer.is_global_zero and _is_local_file_protocol(self.dirpath):
             for stale in remove_stale_partials(self.dirpath):
                 rank_zero_info(f"ModelCheckpoint: removed {stale}, left by a killed run")
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """As Lightning's, but a saved ``dirpath`` naming this callback's folder another
+        way (relative to the fit's working directory) is the same folder: no warning that
+        it changed, and the saved best/last paths are kept."""
+        saved = state_dict.get("dirpath")
+        if (
+            saved
+            and self.dirpath
+            and _is_local_file_protocol(saved)
+            and os.path.realpath(saved) == os.path.realpath(self.dirpath)
+        ):
+            state_dict = {**state_dict, "dirpath": self.dirpath}
+        super().load_state_dict(state_dict)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
@@ -186,9 +202,39 @@ class ModelCheckpoint(_LightningModelCheckpoint):
     ) -> None:
         if self.save_last == "link" and self._last_global_step_saved != trainer.global_step:
             self._last_checkpoint_saved = ""  # the newest top-k file is stale: write a file
-        super()._save_last_checkpoint(trainer, monitor_candidates)
+        self._previous_last = self.last_model_path
+        try:
+            super()._save_last_checkpoint(trainer, monitor_candidates)
+        finally:
+            self._previous_last = None
         if self.save_last:
             self._last_written_step = trainer.global_step
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        """As Lightning's, except that ``last`` at a step whose top-k checkpoint was just
+        written becomes a hard link to that file (:func:`~lightning_kan.atomic.atomic_link`):
+        the same state, serialised and written once instead of twice (MNIST-5k's 5.5 MB:
+        one atomic write less per improving epoch). Only where ``last`` keeps its name
+        (``last.ckpt`` again): the top-k file's saved callback state is then exactly the
+        one Lightning would write into ``last``."""
+        source = self._last_checkpoint_saved
+        if not (
+            self._previous_last == filepath
+            and source
+            and self._last_global_step_saved == trainer.global_step
+            and type(trainer.strategy.checkpoint_io) is AtomicCheckpointIO  # replaces files
+            and _is_local_file_protocol(filepath)
+            and os.path.abspath(source) != os.path.abspath(filepath)
+        ):
+            super()._save_checkpoint(trainer, filepath)
+            return
+        if trainer.is_global_zero:
+            atomic_link(source, filepath)
+        trainer.strategy.barrier("ModelCheckpoint.link_last")
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
 
     def _last_is_stale(self, trainer: L.Trainer) -> bool:
         """Whether ``last`` is wanted and older than the current step of this fit."""
