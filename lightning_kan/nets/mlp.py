@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from lightning_kan.layers.base import check_input_tensor
+from lightning_kan.layers.jet import Jet
 from lightning_kan.nets.kan import resolve_widths
 from lightning_kan.utils import count_parameters
 
@@ -49,6 +50,12 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input_tensor(x, type(self).__name__)
         return self.layers(x)
+
+    def forward_jet(self, jet: Jet, propagate: Callable[[nn.Module, Jet], Jet]) -> Jet:
+        """:meth:`forward` on a :class:`~lightning_kan.layers.jet.Jet` (value, input
+        gradient, second derivatives), through the linear layers and activations."""
+        check_input_tensor(jet.value, type(self).__name__)
+        return propagate(self.layers, jet)
 
     def num_parameters(self, trainable_only: bool = True) -> int:
         return count_parameters(self, trainable_only)

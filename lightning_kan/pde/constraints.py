@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -78,3 +79,9 @@ class HardDirichlet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.lift(x) + self.distance(x) * self.net(x)
+
+    def forward_jet(self, jet: Any, propagate: Callable[[Any, Any], Any]) -> Any:
+        """The forward on a jet (``lightning_kan.layers.jet``): ``g + d * N`` by the product
+        rule, the lift and distance differentiated by autograd (functions of ``x`` only)."""
+        lift, distance = propagate(self.lift, jet), propagate(self.distance, jet)
+        return lift + distance * propagate(self.net, jet)

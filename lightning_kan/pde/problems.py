@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 
@@ -24,6 +25,8 @@ __all__ = ["Burgers", "Elliptic", "Helmholtz", "PDEProblem", "SteadyAllenCahn", 
 
 Field = Callable[[torch.Tensor], torch.Tensor]
 PI = math.pi
+#: the 2-D Laplacian as one jet entry: the sum of ``u_xx`` and ``u_yy``
+LAPLACIAN_2D = ((0, 0), (1, 1))
 
 
 def gradient(u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -51,6 +54,8 @@ class PDEProblem:
     bounds: tuple[tuple[float, float], ...]
     #: coordinates that are time (their lower face is an initial condition, upper is free)
     time_dims: tuple[int, ...] = ()
+    #: parameter name -> the bound it must stay above (an inverse problem's unknowns too)
+    lower_bounds: ClassVar[dict[str, float]] = {}
     _domain: Geometry | None = None
 
     @property
@@ -81,6 +86,31 @@ class PDEProblem:
     def residual(self, u_fn: Field, x: torch.Tensor) -> torch.Tensor:
         """PDE residual ``(N, 1)`` of the field ``u_fn`` at interior points ``x``."""
         raise NotImplementedError
+
+    #: the second derivatives of ``u`` that :meth:`residual_from_jet` reads, as
+    #: ``jet_forward(..., second=...)`` takes them: pairs ``(a, b)`` or lists of pairs to
+    #: sum (:data:`LAPLACIAN_2D`); ``None``: no jet residual, the problem uses autograd
+    second_derivatives: ClassVar[tuple[tuple[int, int], ...] | None] = None
+
+    def residual_from_jet(self, x: torch.Tensor, jet: Any) -> torch.Tensor:
+        """The residual ``(N, 1)`` from a forward-mode jet of ``u`` at ``x``
+        (``lightning_kan.layers.jet.Jet``: ``jet.value (N, 1)``, ``jet.d(a)`` and
+        ``jet.d2(...)`` for :attr:`second_derivatives`); equal to
+        :meth:`residual` (its test reference), without nested autograd."""
+        raise NotImplementedError
+
+    @property
+    def has_jet_residual(self) -> bool:
+        """Whether :meth:`residual_from_jet` computes this problem's :meth:`residual`: it
+        is defined, and not inherited from above the class that defines ``residual``."""
+        cls = type(self)
+        jet_owner = next(k for k in cls.__mro__ if "residual_from_jet" in vars(k))
+        owner = next(k for k in cls.__mro__ if "residual" in vars(k))
+        return (
+            self.second_derivatives is not None
+            and jet_owner is not PDEProblem
+            and issubclass(jet_owner, owner)
+        )
 
     def boundary_values(self, x: torch.Tensor) -> torch.Tensor:
         """Dirichlet / initial data on the boundary: the exact solution there."""
@@ -153,6 +183,7 @@ class Elliptic(PDEProblem):
     """
 
     bounds = ((0.0, 1.0), (0.0, 1.0))
+    lower_bounds: ClassVar[dict[str, float]] = {"p": -1.0}
 
     def __init__(self, p: float = 1.0, domain: Geometry | None = None) -> None:
         if not p > -1:
@@ -180,6 +211,16 @@ class Elliptic(PDEProblem):
         flux = a * grad  # a grad u
         divergence = sum(gradient(flux[:, d : d + 1], x)[:, d : d + 1] for d in range(2))
         return -divergence - self.source(x)
+
+    second_derivatives = (LAPLACIAN_2D,)
+
+    def residual_from_jet(self, x: torch.Tensor, jet: Any) -> torch.Tensor:
+        """``-(a lap u + a_x u_x + a_y u_y) - f`` with ``grad a = p (y, x)``."""
+        X, Y = x[:, :1], x[:, 1:2]
+        a = 1 + self.p * X * Y
+        laplacian = jet.d2(*LAPLACIAN_2D)
+        transport = self.p * (Y * jet.d(0) + X * jet.d(1))
+        return -(a * laplacian + transport) - self.source(x)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -210,6 +251,12 @@ class Helmholtz(PDEProblem):
         source = (self.k**2 - (self.a1**2 + self.a2**2) * PI**2) * self.exact(x)
         return laplacian + self.k**2 * u - source
 
+    second_derivatives = (LAPLACIAN_2D,)
+
+    def residual_from_jet(self, x: torch.Tensor, jet: Any) -> torch.Tensor:
+        source = (self.k**2 - (self.a1**2 + self.a2**2) * PI**2) * self.exact(x)
+        return jet.d2(*LAPLACIAN_2D) + self.k**2 * jet.value - source
+
     def extra_repr(self) -> str:
         return f"a1={self.a1}, a2={self.a2}, k={self.k}"
 
@@ -223,6 +270,7 @@ class SteadyAllenCahn(PDEProblem):
     """
 
     bounds = ((-1.0, 1.0), (-1.0, 1.0))
+    lower_bounds: ClassVar[dict[str, float]] = {"eps": 0.0}
 
     def __init__(self, eps: float = 0.1, domain: Geometry | None = None) -> None:
         if not eps > 0:
@@ -239,6 +287,12 @@ class SteadyAllenCahn(PDEProblem):
         laplacian = second_derivative(grad, x, 0) + second_derivative(grad, x, 1)
         return self.eps**2 * laplacian + u - u**3
 
+    second_derivatives = (LAPLACIAN_2D,)
+
+    def residual_from_jet(self, x: torch.Tensor, jet: Any) -> torch.Tensor:
+        u = jet.value
+        return self.eps**2 * jet.d2(*LAPLACIAN_2D) + u - u**3
+
     def extra_repr(self) -> str:
         return f"eps={self.eps}"
 
@@ -252,6 +306,7 @@ class TimeAllenCahn(PDEProblem):
 
     bounds = ((-1.0, 1.0), (0.0, 1.0))
     time_dims = (1,)
+    lower_bounds: ClassVar[dict[str, float]] = {"eps": 0.0}
 
     def __init__(self, eps: float = 0.1, domain: Geometry | None = None) -> None:
         if not eps > 0:
@@ -270,6 +325,13 @@ class TimeAllenCahn(PDEProblem):
         source = (self.eps**2 * PI**2 - 2) * exact + exact**3
         return grad[:, 1:2] - self.eps**2 * u_xx - u + u**3 - source
 
+    second_derivatives = ((0, 0),)
+
+    def residual_from_jet(self, x: torch.Tensor, jet: Any) -> torch.Tensor:
+        u, exact = jet.value, self.exact(x)
+        source = (self.eps**2 * PI**2 - 2) * exact + exact**3
+        return jet.d(1) - self.eps**2 * jet.d2(0, 0) - u + u**3 - source
+
     def extra_repr(self) -> str:
         return f"eps={self.eps}"
 
@@ -283,6 +345,7 @@ class Burgers(PDEProblem):
 
     bounds = ((-1.0, 1.0), (0.0, 1.0))
     time_dims = (1,)
+    lower_bounds: ClassVar[dict[str, float]] = {"nu": 0.0}
 
     def __init__(self, nu: float = 0.05, domain: Geometry | None = None) -> None:
         if not nu > 0:
@@ -297,6 +360,11 @@ class Burgers(PDEProblem):
         u = u_fn(x)
         grad = gradient(u, x)
         return grad[:, 1:2] + u * grad[:, :1] - self.nu * second_derivative(grad, x, 0)
+
+    second_derivatives = ((0, 0),)
+
+    def residual_from_jet(self, x: torch.Tensor, jet: Any) -> torch.Tensor:
+        return jet.d(1) + jet.value * jet.d(0) - self.nu * jet.d2(0, 0)
 
     def extra_repr(self) -> str:
         return f"nu={self.nu}"
