@@ -20,6 +20,7 @@ from lightning_kan.pde.geometry import (
     Polygon,
     Union,
 )
+from lightning_kan.pde.inverse import Unknowns
 from lightning_kan.pde.problems import (
     Burgers,
     Elliptic,
@@ -53,6 +54,7 @@ __all__ = [
     "SteadyAllenCahn",
     "TimeAllenCahn",
     "Union",
+    "Unknowns",
     "get_loss_weighting",
     "get_sampler",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 
 import lightning as L
@@ -13,7 +14,11 @@ from lightning_kan.pde.problems import PDEProblem
 from lightning_kan.pde.sampling import Sampler as PointSampler
 from lightning_kan.pde.sampling import get_sampler
 
-__all__ = ["PDEDataModule"]
+__all__ = ["PDEDataModule", "observe"]
+
+#: the observations' generator is seeded by this plus the seed (batch ``i`` uses
+#: ``seed * 1_000_003 + i``), so they never share a stream with collocation points
+OBSERVATION_STREAM = 1 << 40
 
 
 class _Pool:
@@ -28,7 +33,13 @@ class _Collocation(Dataset):
     """Item ``index`` is one full training batch ``{"interior", "boundary"}``, drawn from a
     generator seeded by ``(seed, index)``: the points depend on nothing else, so runs
     and resumed runs see the same points. With a ``pool`` (adaptive mode) the interior
-    points are this process's share of the pool's current points instead."""
+    points are this process's share of the pool's current points instead.
+
+    ``indexed``: the items are fixed sets (no resampling, no pool), and item ``index``
+    also carries ``"interior_index" (N,)``, its points' places ``index * N + i`` in the
+    fixed collocation set (pointwise loss weights key on them). ``observations``: the
+    ``(points (K, d), values (K, 1))`` every item carries as ``"observed"`` and
+    ``"observed_values"`` (this process's share, ``r, r + n, ...``)."""
 
     def __init__(
         self,
@@ -41,10 +52,13 @@ class _Collocation(Dataset):
         pool: _Pool | None = None,
         rank: int = 0,
         world_size: int = 1,
+        indexed: bool = False,
+        observations: tuple[torch.Tensor, torch.Tensor] | None = None,
     ):
         self.problem, self.interior, self.boundary = problem, interior, boundary
         self.seed, self.length, self.sampler = seed, length, sampler
         self.pool, self.rank, self.world_size = pool, rank, world_size
+        self.indexed, self.observations = indexed, observations
 
     def __len__(self) -> int:
         return self.length
@@ -55,10 +69,50 @@ class _Collocation(Dataset):
             interior = self.problem.sample_interior(self.interior, generator, self.sampler)
         else:
             interior = self.pool.points[self.rank :: self.world_size]
-        return {
+        batch = {
             "interior": interior,
             "boundary": self.problem.sample_boundary(self.boundary, generator, self.sampler),
         }
+        if self.indexed:
+            batch["interior_index"] = torch.arange(self.interior) + index * self.interior
+        if self.observations is not None:
+            points, values = self.observations
+            share = slice(self.rank, None, self.world_size)
+            batch["observed"], batch["observed_values"] = points[share], values[share]
+        return batch
+
+
+def observe(
+    problem: PDEProblem, count: int, noise: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``count`` noisy samples ``(points (K, d), values (K, 1))`` of ``problem.exact``:
+    uniform points of the domain, values ``exact + noise * rms(exact) * z`` (computed in
+    float64, returned in the points' dtype); a generator seeded by ``seed`` alone, in a
+    stream the collocation batches never use. ``count = 0``: ``None``."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError(
+            f"observations must be an integer >= 0 (how many samples of the exact solution "
+            f"the batches carry; 0: none), got {count!r}."
+        )
+    ok = not isinstance(noise, bool) and isinstance(noise, int | float) and noise >= 0
+    if not ok or not math.isfinite(noise):
+        raise ValueError(
+            f"noise must be a finite number >= 0 (the observations' noise level relative to "
+            f"the RMS of the exact solution there; 0.01 is 1 %), got {noise!r}."
+        )
+    if count == 0:
+        if noise:
+            raise ValueError(
+                f"noise={noise!r} is given without observations, so it would be ignored; set "
+                "observations=N (samples of the exact solution) or drop noise."
+            )
+        return None
+    generator = torch.Generator().manual_seed(OBSERVATION_STREAM + seed)
+    points = problem.sample_interior(count, generator, "random")
+    exact = problem.exact(points.double())
+    scale = noise * exact.square().mean().sqrt()
+    values = exact + scale * torch.randn(exact.shape, generator=generator, dtype=exact.dtype)
+    return points, values.to(points.dtype)
 
 
 class _EpochBatches(Sampler[int]):
@@ -115,6 +169,18 @@ class PDEDataModule(L.LightningDataModule):
             :attr:`collocation_points` and travels in checkpoints (this module's
             ``state_dict``), so a resumed run continues with the points it had. Boundary
             points are drawn per step as without it (``resample`` applies to them).
+        observations: ``K`` samples of the exact solution, for inverse problems
+            (``PINNTask(unknowns=...)``) and data terms, the same in every step: points
+            drawn uniformly in the domain from ``seed`` (a stream of their own), values
+            ``exact(x) + noise * rms(exact(x)) * z`` with standard normal ``z`` from the
+            same generator. Batches carry them as ``"observed" (K, d)`` and
+            ``"observed_values" (K, 1)``; 0 (default): none.
+        noise: the observations' relative noise level (>= 0; ``0.01`` is 1 % noise).
+
+    With ``resample=False`` and ``adaptive=False`` the interior points are
+    ``steps_per_epoch`` fixed sets of ``num_interior``, :attr:`num_fixed_points` in all,
+    and batches carry ``"interior_index" (N,)``, their places in that set (pointwise loss
+    weights key on them).
 
     ``num_features`` (the problem's dimension) and ``num_outputs`` (1) size the network.
     Under DDP, Lightning's distributed sampler shards the point sets between processes
@@ -132,6 +198,8 @@ class PDEDataModule(L.LightningDataModule):
         seed: int = 0,
         sampler: str = "random",
         adaptive: bool = False,
+        observations: int = 0,
+        noise: float = 0.0,
     ) -> None:
         super().__init__()
         for name, value in [
@@ -157,6 +225,22 @@ class PDEDataModule(L.LightningDataModule):
             )
         self.adaptive = adaptive
         self._pool = _Pool(first["interior"]) if adaptive else None
+        self.observations, self.noise = observations, noise
+        self._observed = observe(problem, observations, noise, seed)
+
+    @property
+    def num_fixed_points(self) -> int | None:
+        """How many fixed, indexed interior points the training batches cover
+        (``steps_per_epoch * num_interior``), or ``None`` when they change between epochs
+        (``resample=True``) or are adaptive."""
+        if self.resample or self.adaptive:
+            return None
+        return self.steps_per_epoch * self.num_interior
+
+    @property
+    def observed(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The observations ``(points (K, d), values (K, 1))`` of every process, or None."""
+        return self._observed
 
     @property
     def collocation_points(self) -> torch.Tensor:
@@ -216,6 +300,8 @@ class PDEDataModule(L.LightningDataModule):
             self.sampler,
             self._pool,
             *self._rank_and_world(),
+            indexed=self.num_fixed_points is not None,
+            observations=self._observed,
         )
         sampler = _EpochBatches(self.steps_per_epoch, self.resample, lambda: self.trainer)
         return DataLoader(dataset, batch_size=None, sampler=sampler)

@@ -12,17 +12,35 @@ reports the weights it used (``PINNTask`` logs them):
 - ``causal`` (Wang, Sankaran and Perdikaris 2022, "Respecting causality"): the time
   axis is split into ``bins`` equal bins with residual losses ``L_i``, weighted by
   ``w_i = exp(-eps * sum_{k<i} L_k)`` (detached), so a later time trains only once the
-  earlier ones fit; the loss is ``mean_i(w_i L_i) + boundary_weight * L_b``.
+  earlier ones fit; the loss is ``mean_i(w_i L_i) + boundary_weight * L_b``;
+- ``self_adaptive`` (McClenny and Braga-Neto 2023, SA-PINN): one weight ``lambda_i`` per
+  collocation point, the loss ``mean_i(m(lambda_i) r_i^2) + boundary_weight * L_b`` with a
+  mask ``m`` (``sigmoid``, ``square``: ``lambda^2``, ``identity``), and gradient *ascent*
+  on the weights after the step's loss, normalised by the step's mean square residual so
+  the step size does not depend on the residual's scale:
+  ``lambda_i <- lambda_i + lr * m'(lambda_i) r_i^2 / mean_j(r_j^2)``;
+- ``rba`` (Anagnostopoulos et al. 2024, residual-based attention):
+  ``lambda_i <- gamma lambda_i + eta |r_i| / max_j |r_j|`` (the maximum over the step's
+  points on all processes), then the loss ``mean_i((lambda_i r_i)^2) + boundary_weight * L_b``.
 
-Strategies are ``nn.Module`` s: their state (annealing's ``lambda``) is in the task's
-checkpoint. Statistics are averaged (``annealing``) or summed (``causal``) over DDP
-processes through the context's reductions, so every process uses the same weights.
+The pointwise strategies need collocation points that stay fixed between steps, each
+with an index: ``PDEDataModule(resample=False)`` without adaptive mode, whose batches
+carry ``"interior_index"`` into its :attr:`~PDEDataModule.num_fixed_points` points.
+
+Strategies are ``nn.Module`` s: their state (annealing's ``lambda``, the pointwise
+weights) is in the task's checkpoint. Statistics are averaged (``annealing``), summed
+(``causal``, the pointwise updates) or maximised (``rba``) over DDP processes through
+the context's reductions, so every process uses the same weights.
+
+:func:`residual_gradient_loss` is gPINN's term (Yu et al. 2022, gradient-enhanced PINNs),
+``PINNTask(gradient_weight=...)``.
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -34,12 +52,18 @@ from lightning_kan.pde.problems import PDEProblem
 
 __all__ = [
     "LOSS_WEIGHTINGS",
+    "SA_MASKS",
     "CausalWeighting",
     "FixedWeighting",
     "GradientAnnealing",
     "LossWeighting",
+    "PointwiseWeighting",
+    "ResidualAttention",
+    "SelfAdaptiveWeighting",
     "WeightingContext",
     "get_loss_weighting",
+    "nonnegative_weight",
+    "residual_gradient_loss",
 ]
 
 Reduce = Callable[[torch.Tensor], torch.Tensor]
@@ -55,8 +79,10 @@ class WeightingContext:
 
     ``params``: the network's trainable parameters (gradient statistics); ``step``: the
     global step; ``update``: whether this evaluation may change the strategy's state
-    (false for L-BFGS' repeated line-search evaluations); ``mean`` / ``sum``: reductions
-    over DDP processes (identity on one).
+    (false for L-BFGS' repeated line-search evaluations); ``mean`` / ``sum`` / ``max``:
+    reductions over DDP processes (identity on one); ``index``: the interior points'
+    indices ``(N,)`` into the fixed collocation set (the batch's ``"interior_index"``),
+    ``None`` when the points change between steps.
     """
 
     params: list[torch.Tensor]
@@ -64,6 +90,8 @@ class WeightingContext:
     update: bool = True
     mean: Reduce = _identity
     sum: Reduce = _identity
+    max: Reduce = _identity
+    index: torch.Tensor | None = None
 
 
 class LossWeighting(nn.Module):
@@ -75,6 +103,10 @@ class LossWeighting(nn.Module):
 
     def bind(self, problem: PDEProblem) -> None:
         """Check the strategy fits ``problem`` (called at setup); nothing by default."""
+
+    def bind_data(self, datamodule: object) -> None:
+        """Check the strategy fits the fit's data module (``None`` without one; called at
+        setup, before a checkpoint is restored); nothing by default."""
 
     def forward(
         self,
@@ -212,9 +244,213 @@ class CausalWeighting(LossWeighting):
         return loss, logs
 
 
+def _number(
+    value: object, name: str, owner: str, low: float = -math.inf, high: float = math.inf
+) -> float:
+    """``value`` as a finite float in ``[low, high]``, else a one-paragraph error."""
+    ok = not isinstance(value, bool) and isinstance(value, int | float)
+    if not ok or not math.isfinite(value) or not low <= value <= high:
+        bound = "" if math.isinf(low) and math.isinf(high) else f" in [{low}, {high}]"
+        raise ValueError(f"{owner}: {name} must be a finite number{bound}, got {value!r}.")
+    return float(value)
+
+
+def nonnegative_weight(value: object, name: str, meaning: str) -> float:
+    """A loss term's weight as a float >= 0 (0 switches the term off), else an error that
+    says what the term is."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(
+            f"{name} must be a finite number >= 0 (the weight of {meaning}; 0 switches it "
+            f"off), got {value!r}."
+        )
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite (the weight of {meaning}), got {value!r}.")
+    return float(value)
+
+
+def residual_gradient_loss(residual: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """gPINN's term ``mean_i |grad_x r_i|^2`` (summed over the coordinates, time included)
+    of the residual ``r (N, 1)`` at the points ``x (N, d)``; differentiable again, so its
+    parameter gradient reaches the network (a residual that ignores ``x``: 0)."""
+    (grad,) = torch.autograd.grad(residual.sum(), x, create_graph=True, allow_unused=True)
+    if grad is None:
+        return residual.new_zeros(())
+    return grad.square().sum(dim=1).mean()
+
+
+#: SA-PINN masks: name -> (m, m')
+SA_MASKS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], ...]] = {
+    "square": (torch.square, lambda w: 2 * w),
+    "sigmoid": (torch.sigmoid, lambda w: torch.sigmoid(w) * (1 - torch.sigmoid(w))),
+    "identity": (lambda w: w, torch.ones_like),
+}
+
+
+class PointwiseWeighting(LossWeighting):
+    """Base class: one weight per point of a fixed collocation set, ``weights (P,)``.
+
+    :meth:`bind_data` sizes ``weights`` to the data module's ``num_fixed_points`` (every
+    entry ``init``); a checkpoint's weights replace them (also in a task built by
+    ``load_from_checkpoint``, which never sees a data module). A step updates the
+    weights of its points only (:meth:`_store`: the new values summed over the DDP
+    processes and divided by how many held each point, so every process keeps the same
+    vector). ``update=False`` evaluations (L-BFGS' line search) use the weights unchanged.
+    """
+
+    def __init__(self, init: float) -> None:
+        super().__init__()
+        self.init = init
+        self.register_buffer("weights", torch.zeros(0, dtype=torch.float64))
+
+    def bind_data(self, datamodule: object) -> None:
+        count = getattr(datamodule, "num_fixed_points", None)
+        if not isinstance(count, int):
+            found = "no data module" if datamodule is None else type(datamodule).__name__
+            if datamodule is not None:
+                options = {k: getattr(datamodule, k, None) for k in ("resample", "adaptive")}
+                found += f" ({', '.join(f'{k}={v}' for k, v in options.items())})"
+            raise ValueError(
+                f"loss_weighting={self.name!r} keeps one weight per collocation point, so the "
+                f"points must stay the same between steps, and this fit has {found} "
+                "whose points change (or carry no index); use "
+                "PDEDataModule(problem, ..., resample=False, adaptive=False) (in a config: "
+                "data.init_args.resample: false): its steps_per_epoch * num_interior points "
+                "are fixed and indexed. Adaptive collocation (R3Sampling, RAR) moves points "
+                "and cannot be combined with pointwise weights."
+            )
+        if self.weights.numel() != count:
+            self.weights = torch.full((count,), self.init, dtype=torch.float64)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        saved = state_dict.get(prefix + "weights")
+        if saved is not None and saved.shape != self.weights.shape:
+            self.weights = torch.empty_like(saved, device=self.weights.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _index(self, residual: torch.Tensor, context: WeightingContext) -> torch.Tensor:
+        """The step's point indices ``(N,)``, checked against ``weights``."""
+        index = context.index
+        if index is None or self.weights.numel() == 0:
+            raise ValueError(
+                f'loss_weighting={self.name!r} needs the batch\'s "interior_index" (the '
+                "points' places in a fixed collocation set) and weights sized by bind_data; "
+                "train with PINNTask on PDEDataModule(..., resample=False, adaptive=False)."
+            )
+        index = index.reshape(-1).to(self.weights.device)
+        if index.numel() != residual.numel() or int(index.max()) >= self.weights.numel():
+            raise ValueError(
+                f"loss_weighting={self.name!r}: the batch's interior_index ({index.numel()} "
+                f"indices up to {int(index.max())}) does not match its {residual.numel()} "
+                f"residuals and the {self.weights.numel()} weights; the collocation set "
+                "changed size during the fit, which pointwise weights do not allow."
+            )
+        return index
+
+    def _store(self, index: torch.Tensor, new: torch.Tensor, context: WeightingContext) -> None:
+        """``weights[index] = new``, identical on every DDP process."""
+        sums = self.weights.new_zeros(2, self.weights.numel())
+        sums[0].index_add_(0, index, new.detach().to(sums))
+        sums[1].index_add_(0, index, torch.ones_like(new, dtype=sums.dtype))
+        sums = context.sum(sums)
+        held = sums[1] > 0
+        self.weights[held] = sums[0][held] / sums[1][held]
+
+
+class SelfAdaptiveWeighting(PointwiseWeighting):
+    """SA-PINN: ``mean_i(m(lambda_i) r_i^2)`` with ``lambda_i`` raised by gradient ascent.
+
+    Args:
+        mask: ``m`` of :data:`SA_MASKS`: ``sigmoid`` (the default: weights in ``(0, 1)``,
+            so they cannot run away), ``square`` (the paper's polynomial mask, ``q = 2``;
+            it grows geometrically where the residual stays large), ``identity``.
+        lr: the ascent step: ``lambda_i <- lambda_i + lr * m'(lambda_i) r_i^2 / s`` (the
+            gradient of the point's term ``m(lambda_i) r_i^2`` over ``s``, the mean square
+            residual of the step's points on all processes), applied after the loss is
+            formed with the step's weights.
+        init: every ``lambda_i`` at the start (``sigmoid``: 0 is the weight 1/2).
+
+    Logs ``train/sa_max_weight`` and ``train/sa_mean_weight`` (of ``m(lambda)``).
+    """
+
+    name = "self_adaptive"
+
+    def __init__(self, mask: str = "sigmoid", lr: float = 0.1, init: float = 0.0) -> None:
+        if mask not in SA_MASKS:
+            raise ValueError(
+                f"SelfAdaptiveWeighting: mask must be one of {sorted(SA_MASKS)}, got {mask!r}."
+            )
+        super().__init__(_number(init, "init", "SelfAdaptiveWeighting"))
+        self.mask = mask
+        self.lr = _positive(lr, "lr", "SelfAdaptiveWeighting")
+
+    def forward(self, residual, interior, boundary_loss, boundary_weight, context):
+        index = self._index(residual, context)
+        mask, slope = SA_MASKS[self.mask]
+        current = self.weights[index]
+        squares = residual.reshape(-1).square()
+        loss = (mask(current).to(squares) * squares).mean() + boundary_weight * boundary_loss
+        if context.update:
+            detached = squares.detach().to(current)
+            count = detached.new_tensor(detached.numel())
+            total = context.sum(torch.stack([detached.sum(), count]))
+            scale = total[0] / total[1]
+            if scale > 0:
+                self._store(index, current + self.lr * slope(current) * detached / scale, context)
+        masked = mask(self.weights)
+        logs = {
+            "train/sa_max_weight": masked.max(),
+            "train/sa_mean_weight": masked.mean(),
+            "train/boundary_weight": torch.tensor(float(boundary_weight)),
+        }
+        return loss, logs
+
+
+class ResidualAttention(PointwiseWeighting):
+    """RBA: ``lambda_i <- gamma lambda_i + eta |r_i| / max_j |r_j|``, then
+    ``mean_i((lambda_i r_i)^2)``.
+
+    Args:
+        gamma: the memory (decay) of the weights, in ``[0, 1]``.
+        eta: the step; the weights stay below ``max(init, eta / (1 - gamma))``.
+        init: every ``lambda_i`` at the start.
+
+    Logs ``train/rba_max_weight`` and ``train/rba_mean_weight``.
+    """
+
+    name = "rba"
+
+    def __init__(self, gamma: float = 0.999, eta: float = 0.01, init: float = 1.0) -> None:
+        super().__init__(_number(init, "init", "ResidualAttention", 0.0))
+        self.gamma = _number(gamma, "gamma", "ResidualAttention", 0.0, 1.0)
+        self.eta = _positive(eta, "eta", "ResidualAttention")
+
+    def forward(self, residual, interior, boundary_loss, boundary_weight, context):
+        index = self._index(residual, context)
+        size = residual.detach().reshape(-1).abs().to(self.weights)
+        if context.update:
+            largest = context.max(size.max())
+            scaled = size / largest if largest > 0 else torch.zeros_like(size)
+            self._store(index, self.gamma * self.weights[index] + self.eta * scaled, context)
+        weighted = self.weights[index].to(residual) * residual.reshape(-1)
+        loss = weighted.square().mean() + boundary_weight * boundary_loss
+        logs = {
+            "train/rba_max_weight": self.weights.max(),
+            "train/rba_mean_weight": self.weights.mean(),
+            "train/boundary_weight": torch.tensor(float(boundary_weight)),
+        }
+        return loss, logs
+
+
 #: name -> strategy class
 LOSS_WEIGHTINGS: dict[str, type[LossWeighting]] = {
-    cls.name: cls for cls in (FixedWeighting, GradientAnnealing, CausalWeighting)
+    cls.name: cls
+    for cls in (
+        FixedWeighting,
+        GradientAnnealing,
+        CausalWeighting,
+        SelfAdaptiveWeighting,
+        ResidualAttention,
+    )
 }
 
 
@@ -232,8 +468,13 @@ def get_loss_weighting(
     if not isinstance(weighting, str) or weighting not in LOSS_WEIGHTINGS:
         close = difflib.get_close_matches(str(weighting), LOSS_WEIGHTINGS, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else "."
+        pointwise = sorted(
+            k for k, v in LOSS_WEIGHTINGS.items() if issubclass(v, PointwiseWeighting)
+        )
+        whole = sorted(set(LOSS_WEIGHTINGS) - set(pointwise))
         raise ValueError(
-            f"loss_weighting must be one of {sorted(LOSS_WEIGHTINGS)} or a LossWeighting "
+            f"loss_weighting must be one of {whole} (weights of whole loss terms), "
+            f"{pointwise} (one weight per collocation point) or a LossWeighting "
             f"instance, got {weighting!r}{hint}"
         )
     cls = LOSS_WEIGHTINGS[weighting]
