@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -137,12 +138,7 @@ class Jet:
         """``sum dx_a dx_b`` over each entry's pairs, ``(N, m, C)``; for the input's
         identity gradient the constant ``(m, C)`` counting the pairs with ``a == b == c``."""
         if self.grad_rows is None:
-            counts = torch.zeros(len(self.entries), self.dim)
-            for m, entry in enumerate(self.entries):
-                for a, b in entry:
-                    if a == b:
-                        counts[m, a] += 1
-            return counts.to(dtype=self.value.dtype, device=self.value.device)
+            return _pair_counts(self.entries, self.dim, self.value.dtype, self.value.device)
         rows = self.grad_rows
         return torch.stack(
             [sum(rows[:, a] * rows[:, b] for a, b in entry) for entry in self.entries], dim=1
@@ -222,6 +218,21 @@ class Jet:
             second,
             first.entries,
         )
+
+
+@cache
+def _pair_counts(
+    entries: Entries, dim: int, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """``(m, d)``: how many of each entry's pairs are ``(a, a)``; built once per entries,
+    dtype and device (a tensor made from host data every step would copy it to the GPU
+    and wait for it each time)."""
+    counts = [[0.0] * dim for _ in entries]
+    for m, entry in enumerate(entries):
+        for a, b in entry:
+            if a == b:
+                counts[m][a] += 1
+    return torch.tensor(counts, dtype=dtype, device=device)
 
 
 def _add_optional(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
