@@ -100,6 +100,16 @@ class AtomicSaveConfig(SaveConfigCallback):
                 logger.log_hyperparams(config)
 
 
+def _drop_unset_wandb_anonymous(trainer: L.Trainer) -> None:
+    """Lightning's ``WandbLogger`` always passes ``anonymous=None`` to ``wandb.init``, and
+    wandb >= 0.19 warns on every run that the (deprecated) setting has no effect when the
+    key is present at all; drop the key where the user did not set it."""
+    for logger in trainer.loggers:
+        init = getattr(logger, "_wandb_init", None) if isinstance(logger, WandbLogger) else None
+        if isinstance(init, dict) and init.get("anonymous", "set") is None:
+            del init["anonymous"]
+
+
 def _run_folder(trainer: L.Trainer) -> str | None:
     """The folder of this run's files. ``trainer.log_dir`` where it is one per run (CSV,
     TensorBoard: ``version_N``); for a logger whose log_dir is its ``save_dir``, shared by
@@ -270,6 +280,7 @@ class KANCLI(LightningCLI):
         """Build the optimizer and scheduler once, so that a value they reject (``lr:
         -1``) is a configuration error now, not a traceback when training starts."""
         super().after_instantiate_classes()
+        _drop_unset_wandb_anonymous(self.trainer)
         model = self.model
         if not isinstance(model, KANTask) or any(is_lazy(p) for p in model.parameters()):
             return

@@ -124,5 +124,6 @@ def test_checkpoints_are_a_model_artifact(wandb_run):
 def test_no_warning_from_the_config_and_a_summary_at_the_end(wandb_run):
     _, run, _, output = wandb_run
     assert "log_model" not in output  # no "invalid configuration" of log_model with offline
+    assert "anonymous setting" not in output  # Lightning's unset anonymous=None is dropped
     assert f"metrics: W&B run {run.name.rsplit('-', 1)[1]}, offline in runs/wandb/" in output
     assert "plots: W&B images, local copies in" in output
