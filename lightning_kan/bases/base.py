@@ -69,12 +69,24 @@ class Basis(nn.Module):
 
         Each is ``(..., I, K)``: the basis values and their first / second derivatives in
         the input ``x_i``, for forward-mode derivative propagation (physics-informed
-        losses). This default differentiates :meth:`forward` with autograd (``K``
-        backward passes per order) and is differentiable when grad mode is on; families
-        override it with closed forms.
+        losses). Checks ``order`` and that the basis is :attr:`elementwise`, then calls
+        :meth:`_derivatives`, which families override with closed forms.
         """
         if order not in (1, 2):
             raise ValueError(f"order must be 1 or 2 (derivatives of phi in x), got {order!r}")
+        if not self.elementwise:
+            raise ValueError(
+                f"{type(self).__name__}({self.extra_repr()}): each phi(x_i) depends on the "
+                "sample's other inputs too (a per-sample rescaling or normalisation), so it "
+                "has no derivative in x_i alone "
+                "(elementwise is False); differentiate the network with autograd, or choose "
+                "an elementwise option (e.g. normalization='tanh')"
+            )
+        return self._derivatives(x, order)
+
+    def _derivatives(self, x: torch.Tensor, order: int) -> tuple[torch.Tensor, ...]:
+        """:meth:`derivatives` by autograd of :meth:`forward` (``K`` backward passes per
+        order), differentiable when grad mode is on; override with closed forms."""
         create_graph = torch.is_grad_enabled()
         with torch.enable_grad():
             x_in = x if (create_graph and x.requires_grad) else x.detach().requires_grad_()

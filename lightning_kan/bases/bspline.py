@@ -184,12 +184,10 @@ class BSplineBasis(Basis):
             derivs = _raise_degree(derivs, knots, degree, k)
         return torch.stack(derivs, dim=-1) * inside
 
-    def derivatives(self, x: torch.Tensor, order: int = 2) -> tuple[torch.Tensor, ...]:
+    def _derivatives(self, x: torch.Tensor, order: int) -> tuple[torch.Tensor, ...]:
         """``(phi, phi'[, phi''])``, each ``(..., I, K)``, in closed form: the ``k + 1``
         local values of each order (uniform: the polynomial tables; otherwise de Boor's
         scheme with the derivative recurrence) scattered into the dense layout."""
-        if order not in (1, 2):
-            raise ValueError(f"order must be 1 or 2 (derivatives of phi in x), got {order!r}")
         j, position = self._locate(x)
         k = self.spline_order
         if self._is_uniform:

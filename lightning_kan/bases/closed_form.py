@@ -1,9 +1,9 @@
 """Bases whose input derivatives come in closed form, and the chain rule they share.
 
 A family implements ``_derivatives(x, order) -> (phi, phi', [phi''])`` (each
-``(..., I, K)``, derivatives in the input ``x_i``); this mixin turns it into
-:meth:`Basis.derivatives` and into the fused layer's backward hook
-:meth:`Basis.input_grad` (``sum_k g_k phi_k'``), both differentiable when grad mode is on.
+``(..., I, K)``, derivatives in the input ``x_i``), which :meth:`Basis.derivatives` calls;
+this mixin also makes it the fused layer's backward hook :meth:`Basis.input_grad`
+(``sum_k g_k phi_k'``), differentiable when grad mode is on.
 """
 
 from __future__ import annotations
@@ -16,16 +16,8 @@ __all__ = ["ClosedFormBasis", "chain_rule"]
 
 
 class ClosedFormBasis(Basis):
-    """A :class:`Basis` with closed-form ``phi'`` and ``phi''`` (``_derivatives``)."""
-
-    def _derivatives(self, x: torch.Tensor, order: int) -> tuple[torch.Tensor, ...]:
-        """``(phi, phi')`` for ``order=1``, ``(phi, phi', phi'')`` for ``order=2``."""
-        raise NotImplementedError
-
-    def derivatives(self, x: torch.Tensor, order: int = 2) -> tuple[torch.Tensor, ...]:
-        if order not in (1, 2):
-            raise ValueError(f"order must be 1 or 2 (derivatives of phi in x), got {order!r}")
-        return self._derivatives(x, order)
+    """A :class:`Basis` whose ``_derivatives`` (``(phi, phi')`` for ``order=1``, ``(phi,
+    phi', phi'')`` for ``order=2``) is a closed form, so ``input_grad`` reuses it."""
 
     def input_grad(self, x: torch.Tensor, grad_values: torch.Tensor) -> torch.Tensor:
         """``sum_k g_k phi_k'(x)`` from the closed form: ``(..., I)``."""

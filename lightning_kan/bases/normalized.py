@@ -36,12 +36,5 @@ class InputNormBasis(Basis):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.basis(self.norm(x))
 
-    def derivatives(self, x: torch.Tensor, order: int = 2) -> tuple[torch.Tensor, ...]:
-        raise ValueError(
-            "InputNormBasis applies a LayerNorm over each sample's features, so phi(x_i) "
-            "has no derivative in x_i alone (elementwise is False); differentiate the "
-            "network with autograd instead of forward-mode derivative propagation"
-        )
-
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, num_functions={self.num_functions}"

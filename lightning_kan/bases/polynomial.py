@@ -168,7 +168,7 @@ class _ThreeTermBasis(Basis):
         """``tanh`` maps each input on its own; ``minmax`` couples a sample's features."""
         return self.normalization == "tanh"
 
-    def derivatives(self, x: torch.Tensor, order: int = 2) -> tuple[torch.Tensor, ...]:
+    def _derivatives(self, x: torch.Tensor, order: int) -> tuple[torch.Tensor, ...]:
         """``(phi, phi'[, phi''])`` in ``x``, each ``(..., I, K)``, in closed form (``tanh``).
 
         A polynomial's derivative is a combination of the lower ones, ``p'_n = sum_m
@@ -177,15 +177,6 @@ class _ThreeTermBasis(Basis):
         small GEMMs of the values, then the chain rule through ``s = tanh x``
         (``s' = 1 - s^2``, ``s'' = -2 s s'``).
         """
-        if order not in (1, 2):
-            raise ValueError(f"order must be 1 or 2 (derivatives of phi in x), got {order!r}")
-        if not self.elementwise:
-            raise ValueError(
-                f"{type(self).__name__}(normalization={self.normalization!r}) maps each "
-                "input through its sample's min and max, so phi(x_i) has no derivative in "
-                "x_i alone (elementwise is False); use normalization='tanh' for "
-                "forward-mode derivatives, or autograd"
-            )
         s = torch.tanh(x)
         steps, scale = self._coefficients()
         # (K, ...) on a leading axis: whole-tensor copies and GEMMs over K, then viewed as

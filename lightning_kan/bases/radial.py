@@ -51,11 +51,9 @@ class _CenteredBasis(Basis):
         unit = x.new_ones(x.shape[-1:])
         return self._scaled_distance(unit) - self._scaled_distance(torch.zeros_like(unit))
 
-    def derivatives(self, x: torch.Tensor, order: int = 2) -> tuple[torch.Tensor, ...]:
+    def _derivatives(self, x: torch.Tensor, order: int) -> tuple[torch.Tensor, ...]:
         """``(phi, phi'[, phi''])``, each ``(..., I, K)``, in closed form from the profile
         ``f(z)`` and its derivatives (:meth:`_profile`) and the chain rule through ``z``."""
-        if order not in (1, 2):
-            raise ValueError(f"order must be 1 or 2 (derivatives of phi in x), got {order!r}")
         slope = self._distance_slope(x)
         value, first, second = self._profile(self._scaled_distance(x))
         if order == 1:

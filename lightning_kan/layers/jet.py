@@ -300,9 +300,9 @@ def _walk_gaps(module: nn.Module, path: str) -> Iterator[str]:
         yield from (f"{where} {gap}" for gap in rule[1](module))
         if not isinstance(module, nn.Sequential):
             return
-    elif isinstance(module, nn.ModuleList):
-        pass
-    elif not callable(getattr(module, "forward_jet", None)):
+    elif not isinstance(module, nn.ModuleList) and not callable(
+        getattr(module, "forward_jet", None)
+    ):
         yield f"{where} has no forward-mode derivative rule"
         return
     # a hook may name the children its forward passes through (``jet_children``); the

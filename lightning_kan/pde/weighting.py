@@ -258,13 +258,11 @@ def _number(
 def nonnegative_weight(value: object, name: str, meaning: str) -> float:
     """A loss term's weight as a float >= 0 (0 switches the term off), else an error that
     says what the term is."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
         raise ValueError(
             f"{name} must be a finite number >= 0 (the weight of {meaning}; 0 switches it "
             f"off), got {value!r}."
         )
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite (the weight of {meaning}), got {value!r}.")
     return float(value)
 
 
