@@ -559,6 +559,9 @@ def check_fully_shard(rank: int, world_size: int, port: int) -> None:
         for (name, sharded), plain in pairs:
             assert sharded.to_local().numel() < plain.numel() or plain.numel() < world_size
             assert relative_error(sharded.grad.full_tensor(), plain.grad) <= 1e-6, name
+        # gloo aborts a process (``terminate called without an active exception``) that
+        # tears its group down while the other still has collectives in flight
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
