@@ -1,4 +1,5 @@
-"""B-spline grid maintenance shared by every KAN layer: update to data, refine, reload.
+"""B-spline grid maintenance shared by every KAN layer: update to data, set a range,
+refine, reload.
 
 A layer mixes in :class:`SplineGridMixin` and says two things:
 
@@ -6,13 +7,15 @@ A layer mixes in :class:`SplineGridMixin` and says two things:
 * ``_map_coefficients(R)``: apply ``R (I, K_new, K_old)`` along the basis mode (dim 2)
   of its ``weight``, input feature by input feature.
 
-Both operations keep every edge's function as close as possible (in least squares on
-samples) while the knots move: for input ``i`` the new coefficients are
-``R_i @ c_old`` with ``R_i = (A_new^T A_new)^-1 A_new^T A_old``, ``A`` the basis
-matrices of the samples. ``R`` does not depend on the output, so it is computed once
-per input feature and applied to all outputs (and kernel taps). Only a refinement onto
-a nested grid keeps the function exactly; any other ``refine_grid`` warns
-(:class:`GridRefitWarning`) with the change it measured.
+Every grid move (``update_grid``: quantile knots; ``set_grid_range``: uniform knots on a
+given range, which keep the basis' fast path; ``refine_grid``) keeps every edge's
+function as close as possible (in least squares on samples) while the knots move: for
+input ``i`` the new coefficients are ``R_i @ c_old`` with
+``R_i = (A_new^T A_new)^-1 A_new^T A_old``, ``A`` the basis matrices of the samples.
+``R`` does not depend on the output, so it is computed once per input feature and
+applied to all outputs (and kernel taps). Only a refinement onto a nested grid keeps
+the function exactly; any other ``refine_grid`` warns (:class:`GridRefitWarning`) with
+the change it measured.
 """
 
 from __future__ import annotations
@@ -26,10 +29,13 @@ from torch.nn.utils import parametrize
 from lightning_kan.bases import BSplineBasis
 from lightning_kan.bases.base import _check_positive_int
 
-__all__ = ["GridRefitWarning", "SplineGridMixin"]
+__all__ = ["MIN_GRID_SPAN", "GridRefitWarning", "SplineGridMixin", "sample_range"]
 
-#: points per new interval on which a non-nested refinement's change is measured
+#: points per new interval on which a non-nested refinement's change is measured (and
+#: spread over a new range by ``set_grid_range`` to keep the functions across it)
 _PROBES_PER_INTERVAL = 16
+#: the narrowest grid fitted to samples: a feature that is constant on them still gets one
+MIN_GRID_SPAN = 1e-3
 
 
 class GridRefitWarning(UserWarning):
@@ -94,6 +100,30 @@ class SplineGridMixin:
         _check_finite_samples(samples)
         interior = _quantile_interior(samples, basis.grid_size, margin, grid_eps)
         self._move_grid(samples, _extend_knots(interior, basis.spline_order), grid_eps == 1.0)
+
+    @torch.no_grad()
+    def set_grid_range(self, low: torch.Tensor, high: torch.Tensor, x: torch.Tensor) -> None:
+        """Put uniform knots on ``[low_i, high_i]`` (shapes ``(I,)``) and refit the coefficients.
+
+        The grid stays uniform, so the basis keeps its fast path (a quantile grid from
+        :meth:`update_grid` evaluates about 2x slower). The coefficients are refitted by
+        least squares on the samples in ``x`` (a layer input) together with points spread
+        evenly over the new range, so every edge function changes as little as possible
+        where the data lie and across the whole new grid (beyond the old grid, the old
+        function is its constant extension).
+        """
+        basis = self._spline_basis("set_grid_range")
+        low, high = _check_grid_range(low, high, basis.in_features)
+        samples = self._grid_samples(x).detach().double()
+        _check_finite_samples(samples)
+        positions = torch.linspace(0, 1, _PROBES_PER_INTERVAL * basis.grid_size + 1)
+        probes = low + positions.double().unsqueeze(-1) * (high - low)  # (P, I)
+        interior = _uniform_interior(low, high, basis.grid_size)
+        self._move_grid(
+            torch.cat([samples, probes.to(samples.device)]),
+            _extend_knots(interior, basis.spline_order),
+            uniform=True,
+        )
 
     @torch.no_grad()
     def refine_grid(self, grid_size: int, samples_per_interval: int | None = None) -> None:
@@ -225,13 +255,42 @@ def _quantile_interior(
     ordered = samples.sort(dim=0).values
     ranks = torch.linspace(0, samples.shape[0] - 1, grid_size + 1).round().long()
     adaptive = ordered[ranks].T
-    low, high = ordered[0] - margin, ordered[-1] + margin
-    span = torch.clamp(high - low, min=1e-3)  # a constant feature still gets a grid
+    low, high = sample_range(samples, margin)
+    return grid_eps * _uniform_interior(low, high, grid_size) + (1.0 - grid_eps) * adaptive
+
+
+def sample_range(samples: torch.Tensor, margin: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(low, high)`` per feature of ``samples (N, I)``, widened by ``margin`` on each side
+    and to at least ``MIN_GRID_SPAN`` about its centre (a constant feature still gets a grid)."""
+    low, high = samples.min(dim=0).values - margin, samples.max(dim=0).values + margin
+    span = torch.clamp(high - low, min=MIN_GRID_SPAN)
     centre = (high + low) / 2
-    low, high = centre - span / 2, centre + span / 2
-    steps = torch.arange(grid_size + 1, dtype=samples.dtype, device=samples.device) / grid_size
-    uniform = low.unsqueeze(-1) + steps * (high - low).unsqueeze(-1)
-    return grid_eps * uniform + (1.0 - grid_eps) * adaptive
+    return centre - span / 2, centre + span / 2
+
+
+def _uniform_interior(low: torch.Tensor, high: torch.Tensor, grid_size: int) -> torch.Tensor:
+    """``(I, G + 1)`` equally spaced interior knots from ``low (I,)`` to ``high (I,)``."""
+    steps = torch.arange(grid_size + 1, dtype=low.dtype, device=low.device) / grid_size
+    return low.unsqueeze(-1) + steps * (high - low).unsqueeze(-1)
+
+
+def _check_grid_range(
+    low: torch.Tensor, high: torch.Tensor, in_features: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``low``, ``high`` as float64 ``(I,)`` tensors, checked finite with ``low < high``."""
+    low = torch.as_tensor(low).detach().double().reshape(-1)
+    high = torch.as_tensor(high).detach().double().reshape(-1)
+    if (
+        {low.numel(), high.numel()} - {1, in_features}
+        or not bool(torch.isfinite(low).all() & torch.isfinite(high).all())
+        or bool((high <= low).any())
+    ):
+        raise ValueError(
+            f"set_grid_range needs finite bounds with low < high, one each or one per input "
+            f"feature ({in_features}), got low={low.tolist()} and high={high.tolist()}; pass "
+            "(low, high) per feature, e.g. the range of the layer's input samples"
+        )
+    return low.expand(in_features), high.expand(in_features)
 
 
 def _extend_knots(interior: torch.Tensor, order: int) -> torch.Tensor:

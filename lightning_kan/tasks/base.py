@@ -21,7 +21,7 @@ from torchmetrics import MetricCollection
 
 from lightning_kan.bases.base import is_finite_number
 from lightning_kan.callbacks.checkpoint import ModelCheckpoint, use_atomic_checkpoint_io
-from lightning_kan.callbacks.grid_update import fit_initial_grids
+from lightning_kan.callbacks.grid_update import INITIAL_GRIDS, fit_initial_grids
 from lightning_kan.protocols import SupportsParamGroups, SupportsRegularization, require
 from lightning_kan.tasks.lbfgs import LBFGSPhase
 from lightning_kan.utils import optimizer_config
@@ -58,13 +58,19 @@ class KANTask(L.LightningModule):
             as ``self.lbfgs``); 0 (default): the optimizer alone, automatic optimisation.
         lbfgs_max_iter: L-BFGS iterations per training step.
         lbfgs_history_size: curvature pairs L-BFGS keeps.
-        initial_grid: ``"inputs"`` (default): when a fit starts, fit the grid of the first
-            B-spline layer (the one that reads the data) to the first training inputs, so
-            data outside the constructed ``[-1, 1]`` grid is not on the constant extension
-            of the splines; ``"all"``: every B-spline layer, in forward order (pykan's
-            initialisation; it stalled a B-spline PINN whose hidden activations widen in
-            training, see the README); ``None``: keep the grids as built. See
-            :meth:`on_fit_start`. A network without B-spline layers (Chebyshev, RBF, an
+        initial_grid: how the B-spline grids are fitted to the first training inputs
+            (1,024, rank 0's on every DDP process) when a fit starts, so that no layer
+            computes on the constant extension of its splines outside the built
+            ``[-1, 1]``. ``"cover"`` (default): every B-spline layer (dense, Slim, Meta)
+            gets uniform knots (the fast path): the first layer's grid spans its inputs'
+            range; a hidden layer's grows to cover its activations with a margin and never
+            shrinks below the built range (hidden activations widen in training). Rules in
+            :func:`~lightning_kan.callbacks.grid_update.fit_grids`. ``"inputs"``: the
+            first B-spline layer only, knots at the input quantiles (pykan's rule);
+            ``"all"``: every layer at its input quantiles in forward order (pykan's
+            initialisation; it stalled a B-spline PINN, see the README); ``None``: keep
+            the grids as built. A resumed fit keeps the checkpoint's grids (see
+            :meth:`on_fit_start`). A network without B-spline layers (Chebyshev, RBF, an
             MLP) has no grid, so the option does nothing for it.
 
     Subclasses set ``self.loss_fn`` and implement :meth:`make_metrics`. Training
@@ -82,7 +88,7 @@ class KANTask(L.LightningModule):
     #: where checkpoints keep the L-BFGS phase's fixed batch
     lbfgs_checkpoint_key = "lbfgs_batch"
     #: the values of ``initial_grid``
-    initial_grids = ("inputs", "all", None)
+    initial_grids = INITIAL_GRIDS
 
     def __init__(
         self,
@@ -93,15 +99,18 @@ class KANTask(L.LightningModule):
         lbfgs_epochs: int = 0,
         lbfgs_max_iter: int = 20,
         lbfgs_history_size: int = 50,
-        initial_grid: str | None = "inputs",
+        initial_grid: str | None = "cover",
     ) -> None:
         super().__init__()
         if initial_grid not in self.initial_grids:
             raise ValueError(
-                f"initial_grid must be 'inputs' (fit the first B-spline layer's grid to the "
-                f"first training inputs when a fit starts), 'all' (every B-spline layer's) or "
-                f"None (keep the grids as built), got {initial_grid!r}; in a config write "
-                "`initial_grid: inputs`, `initial_grid: all` or `initial_grid: null`"
+                f"initial_grid must be 'cover' (when a fit starts, fit every B-spline layer's "
+                f"grid to what it sees in the first training inputs, uniform knots, hidden "
+                f"grids never narrower than built), 'inputs' (the first layer's, at the input "
+                f"quantiles), 'all' (every layer's at its input quantiles, pykan's) or None "
+                f"(keep the grids as built), got {initial_grid!r}; in a config write "
+                "`initial_grid: cover`, `initial_grid: inputs`, `initial_grid: all` or "
+                "`initial_grid: null`"
             )
         if not is_finite_number(regularization) or regularization < 0:
             raise ValueError(
@@ -166,7 +175,8 @@ class KANTask(L.LightningModule):
         batch's interior collocation points). Lightning calls this hook after it restored
         a checkpoint's weights (``trainer.fit(..., ckpt_path=...)``), so a resumed fit,
         and a task loaded from a checkpoint, keep the checkpoint's grids. Layers whose
-        grid was fitted already (not uniform) keep it; see ``fit_grids`` for the rules.
+        grid was fitted already (not uniform) keep it, and ``"cover"`` leaves a grid that
+        covers its inputs already as it is; see ``fit_grids`` for the rules.
         """
         if self.initial_grid is None or self.grids_fitted or self.trainer.ckpt_path is not None:
             return

@@ -33,7 +33,7 @@ class ClassificationTask(KANTask):
         lbfgs_epochs: int = 0,
         lbfgs_max_iter: int = 20,
         lbfgs_history_size: int = 50,
-        initial_grid: str | None = "inputs",
+        initial_grid: str | None = "cover",
     ) -> None:
         if not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(

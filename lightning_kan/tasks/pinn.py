@@ -83,7 +83,7 @@ class PINNTask(KANTask):
         lbfgs_history_size: int = 50,
         loss_weighting: str | LossWeighting = "fixed",
         loss_weighting_kwargs: dict[str, Any] | None = None,
-        initial_grid: str | None = "inputs",
+        initial_grid: str | None = "cover",
         unknowns: dict[str, float] | None = None,
         data_weight: float = 1.0,
         gradient_weight: float = 0.0,

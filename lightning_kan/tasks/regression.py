@@ -40,7 +40,7 @@ class RegressionTask(KANTask):
         lbfgs_epochs: int = 0,
         lbfgs_max_iter: int = 20,
         lbfgs_history_size: int = 50,
-        initial_grid: str | None = "inputs",
+        initial_grid: str | None = "cover",
         mae: bool = False,
     ) -> None:
         if not isinstance(mae, bool):
