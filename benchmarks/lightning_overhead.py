@@ -116,9 +116,13 @@ class PairedPlainLoop(L.Callback):
         PairedPlainLoop.steps = len(self.loop.train)
 
     def on_train_start(self, trainer, pl_module) -> None:
-        """The same network as Lightning's from here: the task fitted its B-spline grids
-        to the data when the fit started (``initial_grid``), and a fitted, non-uniform
-        grid costs a KAN step more than the uniform one the plain copy was built with."""
+        """The same network as Lightning's from here: weights and B-spline grids.
+
+        The task fitted its grids to the first training inputs when the fit started
+        (``initial_grid``): the default ``"cover"`` keeps the knots uniform and moves
+        their range, ``"inputs"`` and ``"all"`` make them non-uniform (the slower spline
+        path). Loading the state dict re-detects uniform knots, so the plain copy then
+        computes the same function on the same spline path as Lightning's network."""
         self.loop.net.load_state_dict(pl_module.net.state_dict())
 
     def _close_lightning_epoch(self) -> None:

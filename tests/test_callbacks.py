@@ -14,8 +14,10 @@ from lightning_kan.plotting import plot_edge_functions
 from lightning_kan.tasks import RegressionTask
 
 
-def fit(tmp_path, net, callbacks, logger=None, epochs=3):
-    task = RegressionTask(net, optimizer=lambda p: torch.optim.Adam(p, lr=1e-2))
+def fit(tmp_path, net, callbacks, logger=None, epochs=3, initial_grid="cover"):
+    task = RegressionTask(
+        net, optimizer=lambda p: torch.optim.Adam(p, lr=1e-2), initial_grid=initial_grid
+    )
     data = FunctionDataModule("kan-toy", num_train=256, num_val=64, num_test=64, batch_size=64)
     trainer = L.Trainer(
         max_epochs=epochs,
@@ -33,7 +35,8 @@ def fit(tmp_path, net, callbacks, logger=None, epochs=3):
 def test_grid_update_moves_the_knots_on_schedule(tmp_path):
     net = KAN([2, 3, 1])
     initial = net.layers[0].basis.grid.clone()
-    fit(tmp_path, net, [GridUpdate(every_n_epochs=2)], epochs=3)
+    # initial_grid=None: the fit start leaves the grids alone, so only GridUpdate moves them
+    fit(tmp_path, net, [GridUpdate(every_n_epochs=2)], epochs=3, initial_grid=None)
     assert not torch.equal(net.layers[0].basis.grid, initial)
     assert not net.layers[0].basis.is_uniform
 
@@ -178,7 +181,8 @@ def test_grid_update_reads_pde_collocation_batches(tmp_path):
     data.setup("fit")
     net = KAN([2, 3, 1])
     initial = net.layers[0].basis.grid.clone()
-    task = PINNTask(net, optimizer=lambda p: torch.optim.Adam(p, lr=1e-3))
+    # initial_grid=None: the fit start leaves the grids alone, so only GridUpdate moves them
+    task = PINNTask(net, optimizer=lambda p: torch.optim.Adam(p, lr=1e-3), initial_grid=None)
     trainer = L.Trainer(
         max_epochs=2,
         accelerator="cpu",

@@ -133,7 +133,10 @@ def test_no_lbfgs_phase_keeps_automatic_optimisation():
     task = RegressionTask(KAN([2, 1]))
     assert task.lbfgs is None and task.automatic_optimization
     phase = LBFGSPhase(3, history_size=10)
-    assert repr(phase) == "LBFGSPhase(epochs=3, max_iter=20, history_size=10)"
+    assert repr(phase) == (
+        "LBFGSPhase(epochs=3, max_iter=20, history_size=10, tolerance_grad=1e-07, "
+        "tolerance_change=1e-09)"
+    )
 
 
 def test_cli_builds_and_fits_a_regression_lbfgs_phase(tmp_path, monkeypatch):

@@ -58,6 +58,10 @@ class KANTask(L.LightningModule):
             as ``self.lbfgs``); 0 (default): the optimizer alone, automatic optimisation.
         lbfgs_max_iter: L-BFGS iterations per training step.
         lbfgs_history_size: curvature pairs L-BFGS keeps.
+        lbfgs_tolerance_grad, lbfgs_tolerance_change: an L-BFGS step stops iterating once
+            no gradient entry exceeds the first, or the loss or update changes by less
+            than the second (torch's defaults 1e-7 and 1e-9; the MetaKAN authors' code and
+            pykan use 1e-32 for both, so every step runs its ``lbfgs_max_iter``).
         initial_grid: how the B-spline grids are fitted to the first training inputs
             (1,024, rank 0's on every DDP process) when a fit starts, so that no layer
             computes on the constant extension of its splines outside the built
@@ -99,6 +103,8 @@ class KANTask(L.LightningModule):
         lbfgs_epochs: int = 0,
         lbfgs_max_iter: int = 20,
         lbfgs_history_size: int = 50,
+        lbfgs_tolerance_grad: float = 1e-7,
+        lbfgs_tolerance_change: float = 1e-9,
         initial_grid: str | None = "cover",
     ) -> None:
         super().__init__()
@@ -135,7 +141,13 @@ class KANTask(L.LightningModule):
         self.initial_grid = initial_grid
         #: set once the grids come from a fit start or a checkpoint: never fitted again
         self.grids_fitted = False
-        self.lbfgs = LBFGSPhase.from_epochs(lbfgs_epochs, lbfgs_max_iter, lbfgs_history_size)
+        self.lbfgs = LBFGSPhase.from_epochs(
+            lbfgs_epochs,
+            lbfgs_max_iter,
+            lbfgs_history_size,
+            lbfgs_tolerance_grad,
+            lbfgs_tolerance_change,
+        )
         self.automatic_optimization = self.lbfgs is None
         self.loss_fn: nn.Module
         # one collection per stage, held as attributes so Lightning moves and resets them

@@ -33,6 +33,8 @@ class ClassificationTask(KANTask):
         lbfgs_epochs: int = 0,
         lbfgs_max_iter: int = 20,
         lbfgs_history_size: int = 50,
+        lbfgs_tolerance_grad: float = 1e-7,
+        lbfgs_tolerance_change: float = 1e-9,
         initial_grid: str | None = "cover",
     ) -> None:
         if not isinstance(num_classes, int) or num_classes < 2:
@@ -49,6 +51,8 @@ class ClassificationTask(KANTask):
             lbfgs_epochs=lbfgs_epochs,
             lbfgs_max_iter=lbfgs_max_iter,
             lbfgs_history_size=lbfgs_history_size,
+            lbfgs_tolerance_grad=lbfgs_tolerance_grad,
+            lbfgs_tolerance_change=lbfgs_tolerance_change,
             initial_grid=initial_grid,
         )
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)

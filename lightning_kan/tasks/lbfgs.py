@@ -2,10 +2,11 @@
 
 PINN papers and the MetaKAN function-fitting recipe train with Adam first, then refine
 with ``torch.optim.LBFGS`` (strong-Wolfe line search). A task holds one ``LBFGSPhase``
-(built from its ``lbfgs_epochs``, ``lbfgs_max_iter``, ``lbfgs_history_size``) and
-hands it its training step; the phase owns everything that the second optimizer
-changes: Lightning's manual optimisation, the optimizer pair, the scheduler stepping,
-the fixed batch and the DDP-consistent closure.
+(built from its ``lbfgs_epochs``, ``lbfgs_max_iter``, ``lbfgs_history_size``,
+``lbfgs_tolerance_grad``, ``lbfgs_tolerance_change``) and hands it its training step;
+the phase owns everything that the second optimizer changes: Lightning's manual
+optimisation, the optimizer pair, the scheduler stepping, the fixed batch and the
+DDP-consistent closure.
 """
 
 from __future__ import annotations
@@ -18,14 +19,24 @@ import torch
 from lightning.fabric.utilities.apply_func import apply_to_collection, move_data_to_device
 from lightning.pytorch.utilities import rank_zero_warn
 
+from lightning_kan.bases.base import is_finite_number
+
 __all__ = ["LBFGSPhase"]
 
 #: the task's loss on a batch; ``record=False``: neither log nor update metrics
 TrainingLoss = Callable[..., torch.Tensor]
 
 
-def _check_arguments(epochs: Any, max_iter: Any, history_size: Any, least_epochs: int) -> None:
-    """A clear error for a count that is not a whole number in range (bools included)."""
+def _check_arguments(
+    epochs: Any,
+    max_iter: Any,
+    history_size: Any,
+    tolerance_grad: Any,
+    tolerance_change: Any,
+    least_epochs: int,
+) -> None:
+    """A clear error for a count that is not a whole number in range (bools included)
+    or a tolerance that is not a finite number > 0."""
     for name, value, low, meaning in [
         ("lbfgs_epochs", epochs, least_epochs, "the number of final epochs that run L-BFGS"),
         ("lbfgs_max_iter", max_iter, 1, "L-BFGS iterations per training step"),
@@ -36,6 +47,22 @@ def _check_arguments(epochs: Any, max_iter: Any, history_size: Any, least_epochs
                 f"{name} must be an integer >= {low}, got {value!r} ({meaning}; "
                 "lbfgs_epochs=0 trains without L-BFGS)"
             )
+    for name, value, default, meaning in [
+        ("lbfgs_tolerance_grad", tolerance_grad, 1e-7, "no gradient entry exceeds it"),
+        (
+            "lbfgs_tolerance_change",
+            tolerance_change,
+            1e-9,
+            "the loss or the update changes by less than it",
+        ),
+    ]:
+        if not is_finite_number(value) or value <= 0:
+            raise ValueError(
+                f"{name} must be a finite number > 0, got {value!r} (an L-BFGS step stops "
+                f"iterating early once {meaning}); use torch's default {default:g}, or "
+                "1e-32 as the MetaKAN authors' code and pykan do, so that every step runs "
+                "its lbfgs_max_iter iterations unless the loss stalls exactly"
+            )
 
 
 class LBFGSPhase:
@@ -44,9 +71,10 @@ class LBFGSPhase:
     Every earlier epoch steps the task's own optimizer (Adam by default) once per batch,
     and its scheduler once per epoch; every step of the phase runs ``torch.optim.LBFGS``
     (``lr=1``, strong-Wolfe line search, up to ``max_iter`` iterations, ``history_size``
-    curvature pairs) on one fixed batch: the first batch of the phase, detached and
-    kept in checkpoints (:attr:`batch`) so a resumed run continues on the same points.
-    For full-batch L-BFGS on a data set, make that batch the whole training set.
+    curvature pairs, the stopping tolerances below) on one fixed batch: the first batch
+    of the phase, detached and kept in checkpoints (:attr:`batch`) so a resumed run
+    continues on the same points. For full-batch L-BFGS on a data set, make that batch
+    the whole training set.
 
     The task then runs under Lightning's manual optimisation (``gradient_clip_val`` is
     not supported); ``configure_optimizers`` returns ``[optimizer, lbfgs]`` (and the
@@ -59,25 +87,55 @@ class LBFGSPhase:
             holds no phase).
         max_iter: L-BFGS iterations per training step.
         history_size: curvature pairs L-BFGS keeps.
+        tolerance_grad: a step stops iterating once no entry of the gradient exceeds this
+            in size (``torch.optim.LBFGS``'s ``tolerance_grad``; torch's default 1e-7).
+        tolerance_change: a step stops iterating once the loss changes by less than
+            this, or no entry of the parameter update exceeds it (torch's
+            ``tolerance_change``, default 1e-9; its line search also uses it). Near a
+            good fit, gradients and loss changes get that small, so torch's defaults end
+            its steps early; pykan and the MetaKAN authors' code set both to 1e-32, so
+            every step runs ``max_iter`` iterations unless the loss stalls exactly.
+            (Their L-BFGS also takes ``tolerance_ys=1e-32``, the least curvature ``y.s``
+            of a pair it keeps; torch's keeps pairs with ``y.s > 1e-10``, no option.)
     """
 
-    def __init__(self, epochs: int, max_iter: int = 20, history_size: int = 50) -> None:
-        _check_arguments(epochs, max_iter, history_size, least_epochs=1)
+    def __init__(
+        self,
+        epochs: int,
+        max_iter: int = 20,
+        history_size: int = 50,
+        tolerance_grad: float = 1e-7,
+        tolerance_change: float = 1e-9,
+    ) -> None:
+        _check_arguments(
+            epochs, max_iter, history_size, tolerance_grad, tolerance_change, least_epochs=1
+        )
         self.epochs, self.max_iter, self.history_size = epochs, max_iter, history_size
+        self.tolerance_grad, self.tolerance_change = float(tolerance_grad), float(tolerance_change)
         self.batch: Any | None = None  # the fixed batch, set at the phase's first step
 
     @classmethod
     def from_epochs(
-        cls, epochs: int, max_iter: int = 20, history_size: int = 50
+        cls,
+        epochs: int,
+        max_iter: int = 20,
+        history_size: int = 50,
+        tolerance_grad: float = 1e-7,
+        tolerance_change: float = 1e-9,
     ) -> LBFGSPhase | None:
         """The phase a task's ``lbfgs_*`` arguments ask for; ``None`` for ``epochs=0``."""
-        _check_arguments(epochs, max_iter, history_size, least_epochs=0)
-        return cls(epochs, max_iter, history_size) if epochs else None
+        _check_arguments(
+            epochs, max_iter, history_size, tolerance_grad, tolerance_change, least_epochs=0
+        )
+        if not epochs:
+            return None
+        return cls(epochs, max_iter, history_size, tolerance_grad, tolerance_change)
 
     def __repr__(self) -> str:
         return (
             f"LBFGSPhase(epochs={self.epochs}, max_iter={self.max_iter}, "
-            f"history_size={self.history_size})"
+            f"history_size={self.history_size}, tolerance_grad={self.tolerance_grad:g}, "
+            f"tolerance_change={self.tolerance_change:g})"
         )
 
     def check(self, trainer: L.Trainer) -> None:
@@ -105,6 +163,8 @@ class LBFGSPhase:
             lr=1.0,
             max_iter=self.max_iter,
             history_size=self.history_size,
+            tolerance_grad=self.tolerance_grad,
+            tolerance_change=self.tolerance_change,
             line_search_fn="strong_wolfe",
         )
         if isinstance(config, dict):  # manual optimisation: on_train_epoch_end steps it

@@ -81,6 +81,8 @@ class PINNTask(KANTask):
         lbfgs_epochs: int = 0,
         lbfgs_max_iter: int = 20,
         lbfgs_history_size: int = 50,
+        lbfgs_tolerance_grad: float = 1e-7,
+        lbfgs_tolerance_change: float = 1e-9,
         loss_weighting: str | LossWeighting = "fixed",
         loss_weighting_kwargs: dict[str, Any] | None = None,
         initial_grid: str | None = "cover",
@@ -106,6 +108,8 @@ class PINNTask(KANTask):
             lbfgs_epochs=lbfgs_epochs,
             lbfgs_max_iter=lbfgs_max_iter,
             lbfgs_history_size=lbfgs_history_size,
+            lbfgs_tolerance_grad=lbfgs_tolerance_grad,
+            lbfgs_tolerance_change=lbfgs_tolerance_change,
             initial_grid=initial_grid,
         )
         self.loss_fn = nn.MSELoss()  # validation/test: against the exact solution

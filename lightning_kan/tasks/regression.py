@@ -40,6 +40,8 @@ class RegressionTask(KANTask):
         lbfgs_epochs: int = 0,
         lbfgs_max_iter: int = 20,
         lbfgs_history_size: int = 50,
+        lbfgs_tolerance_grad: float = 1e-7,
+        lbfgs_tolerance_change: float = 1e-9,
         initial_grid: str | None = "cover",
         mae: bool = False,
     ) -> None:
@@ -60,6 +62,8 @@ class RegressionTask(KANTask):
             lbfgs_epochs=lbfgs_epochs,
             lbfgs_max_iter=lbfgs_max_iter,
             lbfgs_history_size=lbfgs_history_size,
+            lbfgs_tolerance_grad=lbfgs_tolerance_grad,
+            lbfgs_tolerance_change=lbfgs_tolerance_change,
             initial_grid=initial_grid,
         )
         self.loss_fn = losses[loss]()
