@@ -43,14 +43,17 @@ class Basis(nn.Module):
         self.in_features = in_features
 
     def expand_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
-        """Write ``phi(x)`` (shape ``(..., I, K)``) into ``out``; called under no_grad."""
+        """Write ``phi(x)`` (shape ``(..., I, K)``) into ``out``, whose contents are
+        uninitialised (every element must be written); called under no_grad, on row
+        chunks of the layer's input."""
         out.copy_(self(x))
 
     def input_grad(self, x: torch.Tensor, grad_values: torch.Tensor) -> torch.Tensor:
         """Return ``sum_k grad_values[..., k] * d phi_k(x) / dx`` with shape ``(..., I)``.
 
         Differentiable when grad mode is on (a double backward through the layer),
-        which physics-informed losses need.
+        which physics-informed losses need. Without grad mode the layer calls it on row
+        chunks, like :meth:`expand_into`: a row's values may depend on the row only.
         """
         create_graph = torch.is_grad_enabled()
         with torch.enable_grad():

@@ -49,16 +49,29 @@ class BernsteinBasis(ClosedFormBasis):
         return bernstein(torch.sigmoid(x), torch.sigmoid(-x), self.degree)
 
     def expand_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
+        # on a contiguous (K, ..., I) temporary (chunk-sized: the layer passes row chunks),
+        # copied into ``out`` once: the stride-K columns of ``out`` are slow to write
         s, q = torch.sigmoid(x), torch.sigmoid(-x)
         n = self.degree
-        out[..., 0].fill_(1.0)
-        for k in range(1, n + 1):  # out[k] = s^k
-            torch.mul(out[..., k - 1], s, out=out[..., k])
+        terms = s.new_empty(n + 1, *s.shape)
+        terms[0].fill_(1.0)
+        for k in range(1, n + 1):  # terms[k] = s^k
+            torch.mul(terms[k - 1], s, out=terms[k])
         power = torch.ones_like(q)  # q^(n-k), from k = n down
         for k in range(n, -1, -1):
-            out[..., k].mul_(power).mul_(math.comb(n, k))
+            terms[k].mul_(power).mul_(math.comb(n, k))
             if k:
                 power.mul_(q)
+        out.copy_(terms.movedim(0, -1))
+
+    def input_grad(self, x: torch.Tensor, grad_values: torch.Tensor) -> torch.Tensor:
+        """``sum_k g_k phi_k'(x) = n s q sum_m B_{m,n-1}(s) (g_{m+1} - g_m)`` (from ``B'_{k,n} =
+        n (B_{k-1,n-1} - B_{k,n-1})``): one Bernstein evaluation of degree ``n - 1`` instead
+        of the values and both derivative terms; differentiable (a double backward)."""
+        s, q = torch.sigmoid(x), torch.sigmoid(-x)
+        differences = grad_values[..., 1:] - grad_values[..., :-1]
+        lower = bernstein(s, q, self.degree - 1)
+        return self.degree * s * q * torch.linalg.vecdot(lower, differences)
 
     def _derivatives(self, x: torch.Tensor, order: int) -> tuple[torch.Tensor, ...]:
         s, q = torch.sigmoid(x), torch.sigmoid(-x)

@@ -176,30 +176,52 @@ class BSplineBasis(Basis):
             spacing = self._uniform_spacing().unsqueeze(-1)  # (I, 1)
             table = _local_table(k, x, derivative=order)
             return _horner(table, position) / spacing**order * inside
-        knots = self._local_knots(j)
-        # B^{k-order} by de Boor, then d/dx B^p = p (B^{p-1}_i / (t_{i+p} - t_i) - B^{p-1}_{i+1}
-        # / (t_{i+p+1} - t_{i+1})) raises the degree while differentiating, order times
-        derivs = _de_boor(position, knots, k, k - order)
-        for degree in range(k - order + 1, k + 1):
-            derivs = _raise_degree(derivs, knots, degree, k)
+        derivs = _de_boor_derivatives(position, self._local_knots(j), k, order)
         return torch.stack(derivs, dim=-1) * inside
 
     def _derivatives(self, x: torch.Tensor, order: int) -> tuple[torch.Tensor, ...]:
         """``(phi, phi'[, phi''])``, each ``(..., I, K)``, in closed form: the ``k + 1``
-        local values of each order (uniform: the polynomial tables; otherwise de Boor's
-        scheme with the derivative recurrence) scattered into the dense layout."""
+        local values of each order (:meth:`_leading_locals`) scattered into the dense
+        layout. Both live on a leading slot / basis axis, ``(k + 1, ..., I)`` and ``(K,
+        ..., I)``, returned as ``(..., I, K)`` views: every operation then runs over whole
+        contiguous ``(..., I)`` planes, where a trailing axis of ``k + 1`` numbers costs a
+        loop per input (several times the time on CPU, the backward's included)."""
         j, position = self._locate(x)
+        slots = torch.arange(self.spline_order + 1, device=j.device)
+        index = j + slots.view(-1, *[1] * j.dim())  # (k + 1, ..., I)
+        # the dense planes in x's memory order (a transposed input stays transposed);
+        # not views, so the in-place scatter's backward is a gather, not a copy of them
+        layout = (0, *(1 + dim for dim in sorted(range(x.dim()), key=x.stride, reverse=True)))
+        shape = (self.num_functions, *x.shape)
+        return tuple(
+            torch.empty_permuted(shape, layout, dtype=x.dtype, device=x.device)
+            .zero_()
+            .scatter_(0, index, local)
+            .movedim(0, -1)
+            for local in self._leading_locals(x, j, position, order)
+        )
+
+    def _leading_locals(
+        self, x: torch.Tensor, j: torch.Tensor, position: torch.Tensor, order: int
+    ) -> list[torch.Tensor]:
+        """The ``k + 1`` non-zero values of ``phi`` and of its derivatives up to ``order``
+        in interval ``j`` at ``position`` (from :meth:`_locate`), each ``(k + 1, ..., I)``;
+        the derivatives are zero outside the grid, where the spline is constant."""
         k = self.spline_order
+        low, high = self.grid_bounds
+        inside = ((x >= low) & (x <= high)).to(x.dtype)
         if self._is_uniform:
-            values = _horner(_local_table(k, x), position)
-        else:
-            values = torch.stack(_de_boor(position, self._local_knots(j), k, k), dim=-1)
-        locals_ = [values] + [self._local_slopes(x, j, position, n) for n in range(1, order + 1)]
-        # scattered on a leading K axis and viewed as (..., I, K): contiguous inner writes
-        index = self._positions(j).movedim(-1, 0)
-        out = x.new_zeros(self.num_functions, *x.shape)
-        scattered = (out.scatter(0, index, local.movedim(-1, 0)) for local in locals_)
-        return tuple(t.movedim(0, -1) for t in scattered)
+            spacing = self._uniform_spacing()
+            value, *slopes = _UniformLocals.apply(position, k, order)
+            return [value] + [s * (inside / spacing**n) for n, s in enumerate(slopes, start=1)]
+        knots = self._local_knots(j)
+        locals_ = [torch.stack(_de_boor(position, knots, k, k))]
+        for n in range(1, order + 1):
+            if n > k:
+                locals_.append(x.new_zeros(k + 1, *x.shape))
+                continue
+            locals_.append(torch.stack(_de_boor_derivatives(position, knots, k, n)) * inside)
+        return locals_
 
     def _positions(self, j: torch.Tensor) -> torch.Tensor:
         return j.unsqueeze(-1) + torch.arange(self.spline_order + 1, device=j.device)
@@ -227,6 +249,7 @@ class BSplineBasis(Basis):
         return out
 
     def expand_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
+        out.zero_()  # uninitialised on entry; the local values are scattered into zeros
         if not self._is_uniform:
             j, values = self._local_values(x)
             out.scatter_(-1, self._positions(j), values)
@@ -278,6 +301,61 @@ def _horner(coefficients: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     result = coefficients[-1].expand(*u.shape[:-1], coefficients.shape[-1])
     for row in coefficients[:-1].flip(0):
         result = torch.addcmul(row, result, u)
+    return result
+
+
+def _de_boor_derivatives(
+    position: torch.Tensor, knots: torch.Tensor, k: int, order: int
+) -> list[torch.Tensor]:
+    """The ``k + 1`` local values of ``d^order B^k / dx^order`` (``1 <= order <= k``) on a
+    non-uniform grid: ``B^{k-order}`` by de Boor, then ``d/dx B^p = p (B^{p-1}_i / (t_{i+p}
+    - t_i) - B^{p-1}_{i+1} / (t_{i+p+1} - t_{i+1}))`` raises the degree while
+    differentiating, ``order`` times."""
+    derivs = _de_boor(position, knots, k, k - order)
+    for degree in range(k - order + 1, k + 1):
+        derivs = _raise_degree(derivs, knots, degree, k)
+    return derivs
+
+
+class _UniformLocals(torch.autograd.Function):
+    """The ``k + 1`` local values of ``phi`` and of its ``u``-derivatives up to ``order``
+    on a uniform grid, each ``(k + 1, ...)``: the polynomial tables by Horner's scheme.
+
+    Why by hand: the ``u``-derivative of table ``n`` is table ``n + 1``, so the backward
+    is one product per order with the next order's values (computed already, but for
+    the last), where autograd would differentiate every multiply-add of each Horner
+    scheme. Differentiable (a double backward)."""
+
+    @staticmethod
+    def forward(ctx, u: torch.Tensor, spline_order: int, order: int) -> tuple[torch.Tensor, ...]:
+        values = tuple(_local_polynomial(spline_order, u, n) for n in range(order + 1))
+        ctx.save_for_backward(u, *values)
+        ctx.spline_order = spline_order
+        return values
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
+        u, *values = ctx.saved_tensors
+        slopes = [*values[1:], _local_polynomial(ctx.spline_order, u, len(values))]
+        grad_u = sum((g * s).sum(0) for g, s in zip(grads, slopes, strict=True))
+        return grad_u, None, None
+
+
+def _local_polynomial(spline_order: int, u: torch.Tensor, derivative: int) -> torch.Tensor:
+    """Table ``derivative`` of :data:`_TABLES` at ``u``, ``(k + 1, ...)`` (zero past the
+    spline's degree)."""
+    if derivative > spline_order:
+        return u.new_zeros(spline_order + 1, *u.shape)
+    return _horner_leading(_local_table(spline_order, u, derivative), u)
+
+
+def _horner_leading(coefficients: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """:func:`_horner` with the ``M`` results on a leading axis, ``(M, ...)``: each
+    multiply-add broadcasts a column of coefficients over whole planes of ``u``."""
+    shape = (-1,) + (1,) * u.dim()
+    result = coefficients[-1].view(shape).expand(-1, *u.shape)
+    for row in coefficients[:-1].flip(0):
+        result = torch.addcmul(row.view(shape), result, u)
     return result
 
 
@@ -376,13 +454,18 @@ _LOCAL_CURVATURES = tuple(
     [[e * (e - 1) * value for value in row] for e, row in enumerate(poly[2:], start=2)]
     for poly in _LOCAL_POLYNOMIALS
 )
-_TABLES = (_LOCAL_POLYNOMIALS, _LOCAL_SLOPES, _LOCAL_CURVATURES)
+#: ``d^3 M / du^3`` (the gradient of the curvatures, :class:`_UniformLocals`)
+_LOCAL_THIRDS = tuple(
+    [[e * (e - 1) * (e - 2) * value for value in row] for e, row in enumerate(poly[3:], start=3)]
+    for poly in _LOCAL_POLYNOMIALS
+)
+_TABLES = (_LOCAL_POLYNOMIALS, _LOCAL_SLOPES, _LOCAL_CURVATURES, _LOCAL_THIRDS)
 _TABLE_TENSORS: dict[tuple[int, int, torch.dtype, torch.device], torch.Tensor] = {}
 
 
 def _local_table(order: int, like: torch.Tensor, derivative: int = 0) -> torch.Tensor:
-    """``_LOCAL_POLYNOMIALS[order]`` (``derivative`` 0), ``_LOCAL_SLOPES`` (1) or
-    ``_LOCAL_CURVATURES`` (2) with ``like``'s dtype and device.
+    """``_LOCAL_POLYNOMIALS[order]`` (``derivative`` 0), ``_LOCAL_SLOPES`` (1),
+    ``_LOCAL_CURVATURES`` (2) or ``_LOCAL_THIRDS`` (3) with ``like``'s dtype and device.
 
     Kept per dtype and device so the forward copies it once, but never when built under a
     tracer or a ``torch.func`` transform: a fake, functional or wrapped tensor must not

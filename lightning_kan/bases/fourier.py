@@ -35,10 +35,12 @@ class FourierBasis(ClosedFormBasis):
         return torch.cat([angles.cos(), angles.sin()], dim=-1)
 
     def expand_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
-        cosines, sines = out[..., : self.grid_size], out[..., self.grid_size :]
-        torch.mul(x.unsqueeze(-1), self.frequencies.to(x.dtype), out=sines)
-        torch.cos(sines, out=cosines)
-        sines.sin_()
+        # cos/sin into contiguous temporaries (chunk-sized: the layer passes row chunks),
+        # then copied: written straight into the strided halves of ``out`` they run
+        # without vectorisation, about 9x slower on CPU
+        angles = self._angles(x)
+        out[..., : self.grid_size] = angles.cos()
+        out[..., self.grid_size :] = angles.sin_()
 
     def _derivatives(self, x: torch.Tensor, order: int) -> tuple[torch.Tensor, ...]:
         angles = self._angles(x)

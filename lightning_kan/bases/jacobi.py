@@ -75,14 +75,18 @@ class JacobiBasis(ClosedFormBasis):
         return jacobi(_squash(x, "tanh"), self.degree, self.alpha, self.beta)
 
     def expand_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
+        # on a contiguous (K, ..., I) temporary (chunk-sized: the layer passes row chunks),
+        # copied into ``out`` once: the stride-K columns of ``out`` are slow to write
         s = _squash(x, "tanh")
         c1, c0, steps = jacobi_steps(self.degree, self.alpha, self.beta)
-        out[..., 0].fill_(1.0)
-        torch.mul(s, c1, out=out[..., 1]).add_(c0)
+        terms = s.new_empty(self.num_functions, *s.shape)
+        terms[0].fill_(1.0)
+        torch.mul(s, c1, out=terms[1]).add_(c0)
         for n, (a_n, b_n, c_n) in enumerate(steps, start=2):
-            following = out[..., n]
-            torch.mul(s, a_n, out=following).add_(b_n).mul_(out[..., n - 1])
-            following.sub_(out[..., n - 2], alpha=c_n)
+            following = terms[n]
+            torch.mul(s, a_n, out=following).add_(b_n).mul_(terms[n - 1])
+            following.sub_(terms[n - 2], alpha=c_n)
+        out.copy_(terms.movedim(0, -1))
 
     def _derivatives(self, x: torch.Tensor, order: int) -> tuple[torch.Tensor, ...]:
         s = _squash(x, "tanh")

@@ -68,8 +68,8 @@ class _ThreeTermBasis(Basis):
 
     ``p_0 = 1``, ``p_1 = s``, ``p_{n+1} = a_n s p_n - b_n p_{n-1}``, then optionally each
     ``p_n`` times ``scale_n``. Subclasses give the coefficients; this class evaluates
-    them differentiably (``forward``) and in place into the layer's buffer
-    (``expand_into``: no per-degree temporaries).
+    them differentiably (``forward``) and into the layer's buffer (``expand_into``: one
+    chunk-sized temporary, two passes per degree).
     """
 
     #: the default of state dicts saved before bases recorded their normalization
@@ -171,92 +171,60 @@ class _ThreeTermBasis(Basis):
     def _derivatives(self, x: torch.Tensor, order: int) -> tuple[torch.Tensor, ...]:
         """``(phi, phi'[, phi''])`` in ``x``, each ``(..., I, K)``, in closed form (``tanh``).
 
-        A polynomial's derivative is a combination of the lower ones, ``p'_n = sum_m
-        D[n, m] p_m``; ``D`` follows from differentiating the recurrence (a ``K x K``
-        matrix, :func:`_derivative_matrix`), so ``phi'`` and ``phi''`` in ``s`` are two
-        small GEMMs of the values, then the chain rule through ``s = tanh x``
-        (``s' = 1 - s^2``, ``s'' = -2 s s'``).
+        One pass of the recurrence carries the derivatives in ``s`` along (``p'_{n+1} =
+        a_n (p_n + s p'_n) - b_n p'_{n-1}``, ``p''_{n+1} = a_n (2 p'_n + s p''_n) - b_n
+        p''_{n-1}``), then the chain rule through ``s = tanh x`` (``s' = 1 - s^2``,
+        ``s'' = -2 s s'``): elementwise operations only. (A ``K x K`` derivative matrix
+        applied by GEMM is as exact, but a GEMM this thin is slow in MKL, about 80x when
+        its backward sees both operands transposed.) The terms are computed on ``x``'s
+        axes in memory order and stacked on a leading ``K`` axis, so each result is laid
+        out ``(K, ...)`` like ``x``: a transposed input gives transposed planes, no
+        strided copy.
         """
-        s = torch.tanh(x)
+        perm = sorted(range(x.dim()), key=x.stride, reverse=True)
+        s = torch.tanh(x.permute(perm))
         steps, scale = self._coefficients()
-        # (K, ...) on a leading axis: whole-tensor copies and GEMMs over K, then viewed as
-        # (..., I, K) (a strided innermost stack is several times slower on CPU)
-        values = torch.stack(self._terms(s))
-        flat = values.reshape(values.shape[0], -1)
-        slope = _derivative_matrix(steps, scale, values)
-        dphi_ds = (slope @ flat).view_as(values).movedim(0, -1)
-        ds = (1 - s * s).unsqueeze(-1)
-        phi = values.movedim(0, -1)
-        if order == 1:
-            return phi, dphi_ds * ds
-        d2phi_ds2 = (slope @ (slope @ flat)).view_as(values).movedim(0, -1)
-        d2s = -2 * s.unsqueeze(-1) * ds
-        return phi, dphi_ds * ds, d2phi_ds2 * ds * ds + dphi_ds * d2s
+        one, zero = torch.ones_like(s), torch.zeros_like(s)
+        terms = [[one, s], [zero, one], [zero, zero]][: order + 1]  # p, p', p'' (n = 0, 1)
+        for a, b in steps:  # fused multiply-adds: autograd records 8 operations a degree
+            (p0, p1), (d0, d1) = terms[0][-2:], terms[1][-2:]
+            terms[0].append(torch.addcmul(p0 * -b, s, p1, value=a))
+            if order == 2:
+                c0, c1 = terms[2][-2:]
+                terms[2].append(torch.addcmul(torch.add(c0 * -b, d1, alpha=2 * a), s, c1, value=a))
+            terms[1].append(torch.addcmul(torch.add(d0 * -b, p1, alpha=a), s, d1, value=a))
+        if scale is not None:
+            terms = [[t * factor for t, factor in zip(ts, scale, strict=True)] for ts in terms]
+        phi, dphi_ds, *curvature = (torch.stack(ts) for ts in terms)  # (K, ...) each
+        ds = 1 - s * s
+        results = [phi, dphi_ds * ds]
+        if curvature:
+            results.append(curvature[0] * (ds * ds) + dphi_ds * (-2 * s * ds))
+        axes = [1 + perm.index(dim) for dim in range(x.dim())] + [0]  # back to (..., I, K)
+        return tuple(t.permute(axes) for t in results)
 
     def expand_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
+        # The recurrence runs on a contiguous (K, ..., I) temporary (the layer passes row
+        # chunks, so it is chunk-sized and stays in cache), two passes per degree, and is
+        # copied into ``out`` once: written column by column into ``out``'s stride-K
+        # columns it was a third slower on CPU.
         s = _squash(x, self.normalization)
         steps, scale = self._coefficients()
-        out[..., 0].fill_(1.0)
-        out[..., 1].copy_(s)
+        terms = s.new_empty(self.num_functions, *s.shape)
+        terms[0].fill_(1.0)
+        terms[1].copy_(s)
         for n, (a, b) in enumerate(steps, start=1):
-            following = out[..., n + 1]
-            torch.mul(out[..., n], s, out=following)
-            following.mul_(a).sub_(out[..., n - 1], alpha=b)
+            torch.mul(terms[n - 1], -b, out=terms[n + 1]).addcmul_(s, terms[n], value=a)
         if scale is not None:
-            out.mul_(torch.tensor(scale, dtype=out.dtype, device=out.device))
+            factors = torch.tensor(scale, dtype=out.dtype, device=out.device)
+            terms.mul_(factors.view(-1, *[1] * s.dim()))
+        out.copy_(terms.movedim(0, -1))
 
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, degree={self.degree}, "
             f"normalization={self.normalization!r}"
         )
-
-
-_DERIVATIVE_MATRICES: dict[tuple, torch.Tensor] = {}
-
-
-def _derivative_matrix(steps: list, scale: list | None, like: torch.Tensor) -> torch.Tensor:
-    """:func:`_build_derivative_matrix`, kept per dtype and device for Python-float
-    coefficients (never for tensors: a trained recurrence, a tracer's fake values)."""
-    numbers = [v for step in steps for v in step] + list(scale or [])
-    if not all(isinstance(v, float) for v in numbers) or torch.compiler.is_compiling():
-        return _build_derivative_matrix(steps, scale, like)
-    key = (tuple(numbers), len(steps), like.dtype, like.device)
-    matrix = _DERIVATIVE_MATRICES.get(key)
-    if matrix is None:
-        matrix = _build_derivative_matrix(steps, scale, like)
-        if type(matrix) is torch.Tensor and not torch._C._functorch.is_functorch_wrapped_tensor(
-            matrix
-        ):
-            _DERIVATIVE_MATRICES[key] = matrix
-    return matrix
-
-
-def _build_derivative_matrix(steps: list, scale: list | None, like: torch.Tensor) -> torch.Tensor:
-    """``D (K, K)`` with ``phi'_n(s) = sum_m D[n, m] phi_m(s)`` for the scaled recurrence
-    ``p_{n+1} = a_n s p_n - b_n p_{n-1}``, ``phi_n = scale_n p_n``; ``like``'s dtype/device.
-
-    Rows are the coefficient vectors of ``p'_n`` in the ``p`` basis, built like the
-    polynomials: ``d_0 = 0``, ``d_1 = e_0``, ``d_{n+1} = a_n (e_n + S d_n) - b_n d_{n-1}``
-    with ``S`` the multiplication by ``s`` (``s p_0 = p_1``, ``s p_m = (p_{m+1} + b_m
-    p_{m-1}) / a_m``). Differentiable in tensor coefficients (a trained recurrence).
-    """
-    size = len(steps) + 2
-    a = [1.0] + [step[0] for step in steps] + [1.0]  # a_0 = 1, b_0 = 0: s p_0 = p_1
-    b = [0.0] + [step[1] for step in steps] + [0.0]
-    eye = torch.eye(size, dtype=like.dtype, device=like.device)
-    a = torch.stack([torch.as_tensor(v, dtype=like.dtype, device=like.device) for v in a])
-    b = torch.stack([torch.as_tensor(v, dtype=like.dtype, device=like.device) for v in b])
-    rows = [torch.zeros_like(eye[0]), eye[0]]
-    for n in range(1, size - 1):
-        d = rows[-1] / a
-        times_s = torch.cat([d.new_zeros(1), d[:-1]]) + torch.cat([(d * b)[1:], d.new_zeros(1)])
-        rows.append(a[n] * (eye[n] + times_s) - b[n] * rows[-2])
-    matrix = torch.stack(rows)
-    if scale is None:
-        return matrix
-    factors = torch.stack([torch.as_tensor(v, dtype=like.dtype, device=like.device) for v in scale])
-    return factors[:, None] * matrix / factors[None, :]
 
 
 @register_basis("chebyshev")

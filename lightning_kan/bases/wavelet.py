@@ -42,14 +42,19 @@ def wavelet_derivatives(t: torch.Tensor, wavelet: str, order: int) -> list[torch
     t2 = t * t
     if wavelet == "mexican_hat":
         c = _MEXICAN_HAT_NORM
-        terms = [c * (1 - t2), c * t * (t2 - 3), c * ((6 - t2) * t2 - 3)]
+        terms = [lambda: c * (1 - t2), lambda: c * t * (t2 - 3), lambda: c * ((6 - t2) * t2 - 3)]
     elif wavelet == "dog":
-        terms = [-t, t2 - 1, t * (3 - t2)]
+        terms = [lambda: -t, lambda: t2 - 1, lambda: t * (3 - t2)]
     else:
         w = MORLET_FREQUENCY
         cos, sin = torch.cos(w * t), torch.sin(w * t)
-        terms = [cos, -(w * sin + t * cos), (t2 - 1 - w * w) * cos + 2 * w * t * sin]
-    return [term * gauss for term in terms[: order + 1]]
+        terms = [
+            lambda: cos,
+            lambda: -(w * sin + t * cos),
+            lambda: (t2 - 1 - w * w) * cos + 2 * w * t * sin,
+        ]
+    # only the orders asked for are computed (the backward needs psi' alone)
+    return [term() * gauss for term in terms[: order + 1]]
 
 
 @register_basis("wavelet")
@@ -125,6 +130,19 @@ class WaveletBasis(ClosedFormBasis):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return wavelet_derivatives(self._argument(x)[0], self.wavelet, 0)[0]
+
+    def expand_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
+        """``psi(t)`` in place on ``t`` written into ``out``: one ``(..., I, K)`` temporary
+        (the Gaussian) instead of one per operation of :meth:`forward`."""
+        t = torch.sub(x.unsqueeze(-1), self.translation.to(x.dtype), out=out)
+        t.mul_(torch.exp(-self.log_scale.to(x.dtype))).clamp_(-_T_MAX, _T_MAX)
+        gauss = torch.mul(t, t).mul_(-0.5).exp_()
+        if self.wavelet == "mexican_hat":  # c (1 - t^2) g
+            t.square_().neg_().add_(1.0).mul_(gauss).mul_(_MEXICAN_HAT_NORM)
+        elif self.wavelet == "dog":  # -t g
+            t.mul_(gauss).neg_()
+        else:  # morlet: cos(w t) g
+            t.mul_(MORLET_FREQUENCY).cos_().mul_(gauss)
 
     def _derivatives(self, x: torch.Tensor, order: int) -> tuple[torch.Tensor, ...]:
         t, inverse = self._argument(x)

@@ -5,8 +5,8 @@ A :class:`Jet` of a field ``u (N, C)`` over inputs ``x (N, d)`` holds ``u``, its
 rows ``du/dx_a`` and the second derivatives ``d2u/dx_a dx_b`` a problem asks for (a
 pair ``(a, b)``, diagonal or mixed, or a sum of pairs such as the Laplacian in one row),
 all as ``(N, rows, C)`` tensors. KAN edges are univariate, so a ``KANLinear`` layer maps
-a jet exactly with the same coefficients as its forward, one GEMM for the values, one
-for the gradient rows and one for the second-derivative rows::
+a jet exactly with the same coefficients as its forward, a GEMM for the values and one
+for all the gradient and second-derivative rows together::
 
     grad y_o = sum_i phi'_oi(x_i) grad x_i
     d2 y_o   = sum_i phi''_oi(x_i) dx_i^a dx_i^b + phi'_oi(x_i) d2 x_i
@@ -139,10 +139,7 @@ class Jet:
         identity gradient the constant ``(m, C)`` counting the pairs with ``a == b == c``."""
         if self.grad_rows is None:
             return _pair_counts(self.entries, self.dim, self.value.dtype, self.value.device)
-        rows = self.grad_rows
-        return torch.stack(
-            [sum(rows[:, a] * rows[:, b] for a, b in entry) for entry in self.entries], dim=1
-        )
+        return _pair_sums(self.grad_rows, self.entries, 1)
 
     def map(self, value: torch.Tensor, slope: torch.Tensor, curvature: torch.Tensor) -> Jet:
         """The jet of ``f(u)`` for an elementwise ``f`` with ``f(u), f'(u), f''(u)`` given
@@ -233,6 +230,15 @@ def _pair_counts(
             if a == b:
                 counts[m][a] += 1
     return torch.tensor(counts, dtype=dtype, device=device)
+
+
+def _pair_sums(rows: torch.Tensor, entries: Entries, dim: int) -> torch.Tensor:
+    """``sum rows_a rows_b`` over each entry's pairs, the gradient rows ``a`` indexed
+    along ``dim`` of ``rows``; stacked there (``m`` entries in place of ``d`` rows)."""
+    return torch.stack(
+        [sum(rows.select(dim, a) * rows.select(dim, b) for a, b in entry) for entry in entries],
+        dim=dim,
+    )
 
 
 def _add_optional(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
@@ -400,56 +406,225 @@ def _grad(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def _kan_linear(layer: KANLinear, jet: Jet) -> Jet:
     """The layer on a jet with its own coefficients (see the module docstring).
 
-    Each input's ``K`` basis values and its base branch form one ``K + 1`` block, laid out
-    ``(..., K + 1, I)`` (inputs innermost, so broadcasting an input's derivative over its
-    block is a contiguous operation); the coefficients are packed to match, ``(O, (K + 1)
-    * I)`` (a small copy). Every order is then one tensor: ``Phi`` for the value,
-    ``Phi' dx`` for the ``d`` gradient rows and ``Phi'' dx_a dx_b + Phi' d2x`` for the
-    ``m`` second-derivative rows, each one GEMM with the packed coefficients.
+    Laid out points innermost: each order's ``K + 1`` functions come in two *pieces*, the
+    basis' ``(K, I, N)`` planes and the base branch's ``(1, I, N)``, and the jet's rows
+    are ``(I, rows, N)``, so every product of a basis derivative with a row
+    (``Phi' dx_a``, ``Phi'' dx_a dx_b``, ``Phi' d2x``) is a contiguous elementwise
+    operation broadcast over whole ``(I, N)`` planes. (Points outermost, ``(N, rows, K +
+    1, I)``, broadcasts a row over ``K + 1`` runs of ``I`` numbers: on CPU several times
+    the time per element, and the same again in the backward's reductions.) The
+    coefficients are packed to match, ``(O, (K + 1) I)`` (a small copy); the value is
+    one GEMM per piece and the ``d + m`` derivative rows one GEMM in all
+    (:class:`_JetRows`); the outputs are ``(O, rows, N)`` tensors seen as the ``(N,
+    rows, O)`` jet fields (transposed views: the next layer reads them in this layout
+    without a copy; the polynomial and B-spline ``_derivatives`` compute in their input's
+    memory order and so keep it).
     """
     x = jet.value
     layer._check_input(x)
-    orders = [t.transpose(-1, -2) for t in layer.basis.derivatives(x, 2 if jet.entries else 1)]
-    weight, base_weight = layer._coefficients()
+    weight, base_weight = layer._coefficients()  # (O, I, K), (O, I)
+    orders = [t.permute(2, 1, 0) for t in layer.basis.derivatives(x, 2 if jet.entries else 1)]
+    pieces = [[t.to(weight.dtype)] for t in orders]  # per order: [(K, I, N)]
     if layer.activation is not None:
-        base = layer.activation.derivatives(x)[: len(orders)]
-        orders = [torch.cat([t, b.unsqueeze(1)], dim=1) for t, b in zip(orders, base, strict=True)]
         weight = torch.cat([weight, base_weight.unsqueeze(-1)], dim=-1)
-    weight = weight.transpose(1, 2)  # (O, K + 1, I)
-    packed = weight.reshape(weight.shape[0], -1)  # (O, (K + 1) * I)
-    dtype = packed.dtype
-    orders = [t.to(dtype) for t in orders]
-    value = F.linear(orders[0].flatten(-2), packed, layer.bias)
+        base = layer.activation.derivatives(x)[: len(pieces)]
+        for order, b in zip(pieces, base, strict=True):
+            order.append(b.t().unsqueeze(0).to(weight.dtype))  # (1, I, N)
+    weight = weight.permute(0, 2, 1)  # (O, K + 1, I)
+    packed = weight.reshape(weight.shape[0], -1)  # (O, (K + 1) I)
+    value = _packed_value(packed, pieces[0], layer.bias)  # (N, O)
+    grad = _feature_major_rows(jet)  # (I, d, N), or (I, d, 1) for the identity
     rows = jet.dim + len(jet.entries)
-    if packed.shape[0] * rows < (rows - 2) * orders[0].shape[-2]:
-        return _narrow_kan_linear(value, orders, weight, jet)
-    slope = orders[1].unsqueeze(1)  # (N, 1, K + 1, I)
-    grad_rows = F.linear((slope * jet.gradient_rows().unsqueeze(2)).flatten(-2), packed)
-    second = None
+    if packed.shape[0] * rows < (rows - 2) * packed.shape[1] // x.shape[1]:
+        return _narrow_kan_linear(value, pieces, weight, grad, jet)
+    pairs = second = None
     if jet.entries:
-        curvature = orders[2].unsqueeze(1) * jet.pair_products().unsqueeze(-2)
+        pairs = _pair_sums(grad, jet.entries, 1)  # (I, m, N)
         if jet.second_rows is not None:
-            curvature = curvature + slope * jet.second_rows.unsqueeze(2)
-        rows = curvature.expand(x.shape[0], -1, -1, -1).flatten(-2)
-        second = F.linear(rows, packed)  # (N, m, O)
-    return Jet(value, grad_rows, second, jet.entries)
+            second = jet.second_rows.permute(2, 1, 0)
+    slopes, curvatures = pieces[1], pieces[2] if jet.entries else [None] * len(pieces[1])
+    base_slope, base_curvature = (slopes[1], curvatures[1]) if len(slopes) > 1 else (None, None)
+    out = _JetRows.apply(
+        packed, slopes[0], base_slope, curvatures[0], base_curvature, grad, pairs, second
+    )  # (O, d + m, N)
+    second_rows = out[:, jet.dim :].permute(2, 1, 0) if jet.entries else None
+    return Jet(value, out[:, : jet.dim].permute(2, 1, 0), second_rows, jet.entries)
+
+
+def _feature_major_rows(jet: Jet) -> torch.Tensor:
+    """The jet's gradient rows as ``(I, d, N)``; the input's identity as ``(d, d, 1)``."""
+    if jet.grad_rows is None:
+        return torch.eye(jet.dim, dtype=jet.value.dtype, device=jet.value.device).unsqueeze(-1)
+    return jet.grad_rows.permute(2, 1, 0)
+
+
+def _packed_value(
+    packed: torch.Tensor, pieces: list[torch.Tensor], bias: torch.Tensor | None
+) -> torch.Tensor:
+    """``packed (O, (K + 1) I)`` times the value pieces ``(k_p, I, N)`` (spline, base),
+    plus ``bias``: one GEMM per piece (no concatenated copy), ``(N, O)``."""
+    out, start = None, 0
+    for piece in pieces:
+        columns = packed[:, start : start + piece.shape[0] * piece.shape[1]]
+        start += columns.shape[1]
+        flat = piece.reshape(columns.shape[1], -1)
+        if out is None:
+            out = columns @ flat if bias is None else torch.addmm(bias.unsqueeze(-1), columns, flat)
+        else:
+            out = torch.addmm(out, columns, flat)
+    return out.t()
+
+
+class _JetRows(torch.autograd.Function):
+    """A wide layer's ``d + m`` derivative rows in one GEMM: ``packed (O, (K + 1) I)``
+    times ``[Phi' dx_a | Phi'' sum dx_a dx_b + Phi' d2x]`` stacked ``(K + 1, I, d + m,
+    N)`` (:func:`_stacked_rows`): ``(O, d + m, N)``.
+
+    Inputs: ``packed``, the slopes ``(K, I, N)`` and the base branch's ``(1, I, N)`` (or
+    ``None``), the curvatures likewise (``None`` without entries), the rows ``grad (I,
+    d, N)``, ``pairs`` and ``second (I, m, N)`` (``None``: no entries / no second rows).
+
+    Why by hand: autograd's backward of the broadcast products materialises each
+    product's full ``(K + 1, I, r, N)`` gradient twice before summing it down to the
+    factor's shape; here the factors' gradients are accumulated directly (one
+    multiply-add per row or per basis function), the forward writes the products
+    straight into the stacked rows, and both orders share one weight-gradient GEMM.
+    The backward is differentiable (a double backward: gPINN's gradient of the residual
+    in ``x``): it then rebuilds the stacked rows with their graph.
+    """
+
+    @staticmethod
+    def forward(ctx, packed, slope, base_slope, curvature, base_curvature, grad, pairs, second):
+        parts = _parts(slope, base_slope, curvature, base_curvature)
+        rows = _stacked_rows(parts, grad, pairs, second)
+        out = packed @ rows.view(packed.shape[1], -1)
+        ctx.save_for_backward(
+            packed, rows, slope, base_slope, curvature, base_curvature, grad, pairs, second
+        )
+        return out.view(packed.shape[0], rows.shape[2], -1)
+
+    @staticmethod
+    def backward(ctx, d_out):
+        packed, rows, slope, base_slope, curvature, base_curvature, grad, pairs, second = (
+            ctx.saved_tensors
+        )
+        needs = ctx.needs_input_grad
+        parts = _parts(slope, base_slope, curvature, base_curvature)
+        if torch.is_grad_enabled():  # create_graph: the rows with their graph
+            rows = _stacked_rows(parts, grad, pairs, second)
+        d_flat = d_out.reshape(packed.shape[0], -1)  # (O, (d + m) N)
+        d_rows = (packed.t() @ d_flat).view(rows.shape)  # (K + 1, I, d + m, N)
+        d = grad.shape[1]
+        slope_factors = list(grad.unbind(1)) + ([] if second is None else list(second.unbind(1)))
+        grads: list[torch.Tensor | None] = [None] * 8
+        if needs[0]:
+            grads[0] = d_flat @ rows.view(packed.shape[1], -1).t()
+        start = 0
+        for index, (slope_part, _) in enumerate(parts):
+            d_part = d_rows[start : start + slope_part.shape[0]]
+            start += slope_part.shape[0]
+            if needs[1 + index]:
+                grads[1 + index] = _sum_of_products(
+                    zip(d_part[:, :, : len(slope_factors)].unbind(2), slope_factors, strict=True)
+                )
+            if pairs is not None and needs[3 + index]:
+                grads[3 + index] = _sum_of_products(
+                    zip(d_part[:, :, d:].unbind(2), pairs.unbind(1), strict=True)
+                )
+        # the rows' gradients: sums over the K + 1 functions of each piece
+        slope_planes = [plane.unsqueeze(1) for s, _ in parts for plane in s]  # (I, 1, N)
+        if needs[5]:
+            grads[5] = _sum_of_products(zip(d_rows[:, :, :d], slope_planes, strict=True))
+        if pairs is not None:
+            if needs[6]:
+                curvature_planes = [plane.unsqueeze(1) for _, c in parts for plane in c]
+                grads[6] = _sum_of_products(zip(d_rows[:, :, d:], curvature_planes, strict=True))
+            if second is not None and needs[7]:
+                grads[7] = _sum_of_products(zip(d_rows[:, :, d:], slope_planes, strict=True))
+        return tuple(grads)
+
+
+def _parts(
+    slope: torch.Tensor,
+    base_slope: torch.Tensor | None,
+    curvature: torch.Tensor | None,
+    base_curvature: torch.Tensor | None,
+) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """``(slope, curvature)`` of each piece of a block: the spline's, the base branch's."""
+    parts = [(slope, curvature)]
+    return parts if base_slope is None else [*parts, (base_slope, base_curvature)]
+
+
+def _stacked_rows(
+    parts: list[tuple[torch.Tensor, torch.Tensor | None]],
+    grad: torch.Tensor,
+    pairs: torch.Tensor | None,
+    second: torch.Tensor | None,
+) -> torch.Tensor:
+    """``(K + 1, I, d + m, N)``: ``Phi' dx_a`` and ``Phi'' sum dx_a dx_b + Phi' d2x`` of
+    the pieces ``(slope, curvature)`` (``(k_p, I, N)`` each) and the rows ``grad (I, d,
+    N)``, ``pairs``, ``second (I, m, N)``. Written in place into one buffer: the products
+    go straight into it without grad mode (the forward) and through a temporary that
+    autograd records with it (a double backward)."""
+    d, m = grad.shape[1], 0 if pairs is None else pairs.shape[1]
+    first = parts[0][0]
+    functions = sum(slope.shape[0] for slope, _ in parts)
+    rows = first.new_empty(functions, first.shape[1], d + m, first.shape[2])
+    start = 0
+    for slope, curvature in parts:
+        block = rows[start : start + slope.shape[0]]
+        start += slope.shape[0]
+        _product_into(block[:, :, :d], slope.unsqueeze(2), grad)
+        if pairs is not None:
+            _product_into(block[:, :, d:], curvature.unsqueeze(2), pairs)
+            if second is not None:
+                block[:, :, d:].addcmul_(slope.unsqueeze(2), second)
+    return rows
+
+
+def _product_into(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+    """``out[...] = a * b``: straight into ``out`` without grad mode; with it through a
+    temporary, since autograd records ``copy_`` but not ``out=``."""
+    if torch.is_grad_enabled():
+        out.copy_(a * b)
+    else:
+        torch.mul(a, b, out=out)
+
+
+def _sum_of_products(factors) -> torch.Tensor:
+    """``sum a * b`` over the pairs ``(a, b)`` of ``factors``, one multiply-add each."""
+    total = None
+    for a, b in factors:
+        total = a * b if total is None else torch.addcmul(total, a, b)
+    return total
 
 
 def _narrow_kan_linear(
-    value: torch.Tensor, orders: list[torch.Tensor], weight: torch.Tensor, jet: Jet
+    value: torch.Tensor,
+    pieces: list[list[torch.Tensor]],
+    weight: torch.Tensor,
+    grad: torch.Tensor,
+    jet: Jet,
 ) -> Jet:
     """The same sums for a layer with few outputs (the output layer): each edge's slope
-    and curvature ``sum_k W[o, k, i] Phi^(j)[n, k, i]`` first, ``(N, O, I)``, then the
-    input rows; less memory traffic than ``d + m`` rows of ``K + 1`` blocks when
+    and curvature ``sum_k W[o, k, i] Phi^(j)[k, i, n]`` first, ``(I, O, N)``, then the
+    input rows; less memory traffic than ``d + m`` rows of ``K + 1`` functions when
     ``O (d + m) < (d + m - 2)(K + 1)``."""
-    slope = (orders[1].unsqueeze(1) * weight).sum(2)  # (N, O, I)
-    grad_rows = (slope.unsqueeze(1) * jet.gradient_rows().unsqueeze(2)).sum(-1)  # (N, d, O)
+    per_input = weight.permute(2, 0, 1)  # (I, O, K + 1)
+
+    def edges(order: list[torch.Tensor]) -> torch.Tensor:  # (I, O, 1, N)
+        block = order[0] if len(order) == 1 else torch.cat(order)
+        return (per_input @ block.transpose(0, 1)).unsqueeze(2)
+
+    slope = edges(pieces[1])
+    grad_rows = (slope * grad.unsqueeze(1)).sum(0).permute(2, 1, 0)  # (N, d, O)
     second = None
     if jet.entries:
-        curvature = (orders[2].unsqueeze(1) * weight).sum(2)
-        second = (curvature.unsqueeze(1) * jet.pair_products().unsqueeze(-2)).sum(-1)
+        pairs = _pair_sums(grad, jet.entries, 1).unsqueeze(1)  # (I, 1, m, N)
+        second = (edges(pieces[2]) * pairs).sum(0)
         if jet.second_rows is not None:
-            second = second + (slope.unsqueeze(1) * jet.second_rows.unsqueeze(2)).sum(-1)
+            second = second + (slope * jet.second_rows.permute(2, 1, 0).unsqueeze(1)).sum(0)
+        second = second.permute(2, 1, 0)  # (N, m, O)
     return Jet(value, grad_rows, second, jet.entries)
 
 
