@@ -13,6 +13,13 @@ storing the basis' intermediates; the buffer itself is kept by the GEMM anyway. 
 backward is built from differentiable operations, so a double backward works
 (physics-informed losses differentiate the network's input gradient again).
 
+Without a compiler the basis writes the buffer in row chunks of about ``CHUNK_VALUES``
+values per thread, and the backward (unless it builds a graph for a double backward)
+evaluates the input gradient in the same chunks: each basis pass then runs in cache and
+every temporary is chunk-sized, so a layer's training step peaks near the buffer and its
+gradient (``benchmarks/kan_linear.py --input-grad``: 1.1-1.4x that minimum for every
+basis at the default shapes; whole-buffer temporaries had made it up to 7x).
+
 The custom function has no vmap rule, no forward-mode derivative and writes into a
 buffer in place, which ``torch.func`` transforms, forward-mode AD, ``torch.jit.trace``,
 ``torch.export``/``torch.compile`` and the ONNX exporters cannot follow. Under any of
@@ -48,19 +55,28 @@ def needs_plain_autograd() -> bool:
     )
 
 
+#: rows per eager chunk are chosen so one chunk of the feature buffer holds about this many
+#: values per intra-op thread (1 MiB in float32 each): the basis' passes over a chunk (a
+#: recurrence's degrees, a B-spline's zero fill and scatters) then stay in the cores' L2
+#: caches instead of streaming the whole ``(N, I*K)`` buffer from memory once per pass,
+#: and the backward's temporaries are chunk-sized, not matrix-sized. Per thread, so the
+#: ``(rows, I)`` operations stay above ATen's parallelisation grain (32768 elements).
+CHUNK_VALUES = 1 << 18
+
+
+def _chunk_rows(row_values: int) -> int:
+    """Rows per chunk for rows of ``row_values`` values (at least one)."""
+    return max(1, CHUNK_VALUES * torch.get_num_threads() // max(row_values, 1))
+
+
 class _FusedExpansion(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, basis, activation, compiled):
-        num_values = x.shape[-1] * basis.num_functions
         with torch.autocast(x.device.type, enabled=False):
             if compiled:
                 out = _compiled_expansion(type(basis))(x, basis, activation)
             else:
-                base = 0 if activation is None else x.shape[-1]
-                out = x.new_zeros(*x.shape[:-1], num_values + base)
-                basis.expand_into(x, out[..., :num_values].unflatten(-1, (x.shape[-1], -1)))
-                if activation is not None:
-                    out[..., num_values:] = activation(x)
+                out = _eager_expansion(x, basis, activation)
         ctx.save_for_backward(x)
         ctx.basis, ctx.activation = basis, activation
         return out
@@ -73,10 +89,47 @@ class _FusedExpansion(torch.autograd.Function):
         basis, activation = ctx.basis, ctx.activation
         num_values = x.shape[-1] * basis.num_functions
         grad_values = grad_out[..., :num_values].unflatten(-1, (x.shape[-1], -1))
-        grad_x = basis.input_grad(x, grad_values)
+        if torch.is_grad_enabled():  # a double backward: one differentiable call
+            grad_x = basis.input_grad(x, grad_values)
+        else:  # chunk by chunk: the closed forms' (..., I, K) temporaries stay chunk-sized
+            grad_x = _chunked_input_grad(x, basis, grad_values)
         if activation is not None:
             grad_x = grad_x + activation.vjp(x, grad_out[..., num_values:])
         return grad_x, None, None, None
+
+
+def _eager_expansion(
+    x: torch.Tensor, basis: Basis, activation: BaseActivation | None
+) -> torch.Tensor:
+    """The fused expansion without a compiler: ``basis.expand_into`` (and the base
+    branch) into one uninitialised buffer, in row chunks of about ``CHUNK_VALUES``."""
+    in_features = x.shape[-1]
+    num_values = in_features * basis.num_functions
+    width = num_values + (0 if activation is None else in_features)
+    out = x.new_empty(*x.shape[:-1], width)
+    rows, flat_out = x.reshape(-1, in_features), out.view(-1, width)
+    step = _chunk_rows(width)
+    for start in range(0, rows.shape[0], step):
+        x_chunk, out_chunk = rows[start : start + step], flat_out[start : start + step]
+        basis.expand_into(x_chunk, out_chunk[:, :num_values].unflatten(-1, (in_features, -1)))
+        if activation is not None:
+            out_chunk[:, num_values:] = activation(x_chunk)
+    return out
+
+
+def _chunked_input_grad(x: torch.Tensor, basis: Basis, grad_values: torch.Tensor) -> torch.Tensor:
+    """``basis.input_grad`` ``(..., I)`` evaluated in row chunks (no graph is built)."""
+    in_features = x.shape[-1]
+    rows = x.reshape(-1, in_features)
+    grads = grad_values.reshape(-1, in_features, basis.num_functions)
+    step = _chunk_rows(in_features * basis.num_functions)
+    if step >= rows.shape[0]:
+        return basis.input_grad(x, grad_values)
+    grad_x = torch.empty_like(rows)
+    for start in range(0, rows.shape[0], step):
+        chunk = slice(start, start + step)
+        grad_x[chunk] = basis.input_grad(rows[chunk], grads[chunk])
+    return grad_x.view_as(x)
 
 
 def _plain_expansion(
