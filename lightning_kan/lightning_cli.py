@@ -55,6 +55,7 @@ from lightning_kan.callbacks.checkpoint import CheckpointError, load_checkpoint_
 from lightning_kan.cpu import skip_failing_nvml_probe
 from lightning_kan.interpret.workflow import FormulaReport, read_formula, write_formula_report
 from lightning_kan.tasks import KANTask, NonFiniteLossError
+from lightning_kan.utils import close_process_group
 
 __all__ = ["KANCLI", "KANTrainer", "build_cli", "run_command"]
 
@@ -621,16 +622,4 @@ def run_command(args: list[str] | None = None) -> None:
     """Run the ``lightning_kan`` command ``args`` (``None``: ``sys.argv``)."""
     skip_failing_nvml_probe()
     build_cli(args)
-    _close_process_group()
-
-
-def _close_process_group() -> None:
-    """After a command under DDP, wait for every process, then destroy the process group.
-
-    Lightning leaves the group to the interpreter's exit, and gloo then aborts a process
-    ("terminate called without an active exception", exit status -6 after a complete
-    fit) when its peer has already closed the connection; tearing it down together,
-    while all processes are alive, avoids that race. Without a group: nothing."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    close_process_group()

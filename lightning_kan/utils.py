@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["count_parameters", "optimizer_config"]
+__all__ = ["close_process_group", "count_parameters", "optimizer_config"]
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
@@ -30,3 +30,16 @@ def optimizer_config(
         "optimizer": optimizer,
         "lr_scheduler": {"scheduler": scheduler, "monitor": monitor, "interval": "epoch"},
     }
+
+
+def close_process_group() -> None:
+    """Wait for every DDP process, then destroy the process group: call it once after the
+    last ``Trainer`` call of a multi-process script (``lightning_kan fit`` does).
+
+    Lightning leaves the group to the interpreter's exit, and gloo then aborts a process
+    ("terminate called without an active exception", exit status -6 after a complete
+    fit) when its peer has already closed the connection; tearing it down together,
+    while all processes are alive, avoids that race. Without a group: nothing."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()

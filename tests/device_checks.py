@@ -40,6 +40,7 @@ from lightning_kan.layers import (
     SlimKANLinear,
 )
 from lightning_kan.nets import KAN, MLP, ConvKAN, MetaKAN, SlimKAN
+from lightning_kan.utils import close_process_group
 
 #: Lightning precision name -> autocast dtype (None: plain float32)
 PRECISIONS: dict[str, torch.dtype | None] = {
@@ -568,3 +569,4 @@ def check_fully_shard(rank: int, world_size: int, port: int) -> None:
 
 if __name__ == "__main__":  # the FSDP worker: python tests/device_checks.py fsdp OUT N WIDTH
     _fsdp_worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    close_process_group()  # together, before exit (gloo may abort otherwise)

@@ -26,6 +26,7 @@ from lightning_kan.pde.weighting import (
     get_loss_weighting,
 )
 from lightning_kan.tasks import PINNTask
+from lightning_kan.utils import close_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 PEAK = torch.tensor([0.3, -0.2], dtype=torch.float64)
@@ -442,3 +443,4 @@ def test_two_process_ddp_keeps_points_and_weights_identical(tmp_path):
 
 if __name__ == "__main__":
     ddp_job(Path(sys.argv[1]))
+    close_process_group()  # together, before exit (gloo may abort otherwise)

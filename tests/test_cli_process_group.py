@@ -3,7 +3,7 @@ process with exit status -6 after a complete fit when the interpreter's exit did
 
 import torch.distributed as dist
 
-from lightning_kan.lightning_cli import _close_process_group
+from lightning_kan.utils import close_process_group
 
 
 def test_the_process_group_is_destroyed_after_a_command(tmp_path):
@@ -11,7 +11,7 @@ def test_the_process_group_is_destroyed_after_a_command(tmp_path):
         "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
     )
     try:
-        _close_process_group()
+        close_process_group()
         assert not dist.is_initialized()
     finally:
         if dist.is_initialized():
@@ -20,5 +20,5 @@ def test_the_process_group_is_destroyed_after_a_command(tmp_path):
 
 def test_without_a_process_group_nothing_happens():
     assert not dist.is_initialized()
-    _close_process_group()
+    close_process_group()
     assert not dist.is_initialized()

@@ -26,6 +26,7 @@ from lightning_kan.data import FunctionDataModule, ImageDataModule
 from lightning_kan.nets import KAN
 from lightning_kan.pde import Elliptic, PDEDataModule, PINNTask
 from lightning_kan.tasks import ClassificationTask, RegressionTask
+from lightning_kan.utils import close_process_group
 
 NUM_VAL = 201  # odd: a padding DistributedSampler would count one sample twice
 
@@ -188,3 +189,4 @@ def test_pinn_lbfgs_phase_keeps_the_processes_identical(ddp_run):
 
 if __name__ == "__main__":
     run_jobs(Path(sys.argv[1]))
+    close_process_group()  # together, before exit (gloo may abort otherwise)

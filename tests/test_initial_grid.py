@@ -34,6 +34,7 @@ from lightning_kan.layers.masks import set_edge_mask
 from lightning_kan.nets import KAN, MetaKAN, SlimKAN
 from lightning_kan.pde import Elliptic, PDEDataModule
 from lightning_kan.tasks import ClassificationTask, PINNTask, RegressionTask
+from lightning_kan.utils import close_process_group
 
 #: SGD at rate 0 leaves every weight exactly as the fit start made it (grids are buffers)
 FROZEN = partial(torch.optim.SGD, lr=0.0)
@@ -442,3 +443,4 @@ def test_ddp_processes_fit_the_same_grids_to_rank_zeros_inputs(tmp_path):
 
 if __name__ == "__main__":
     ddp_job(Path(sys.argv[1]))
+    close_process_group()  # together, before exit (gloo may abort otherwise)

@@ -26,6 +26,7 @@ from lightning_kan.pde.weighting import (
     residual_gradient_loss,
 )
 from lightning_kan.tasks import PINNTask
+from lightning_kan.utils import close_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 PI = math.pi
@@ -366,3 +367,4 @@ def test_two_process_ddp_keeps_weights_and_unknowns_identical(tmp_path):
 
 if __name__ == "__main__":
     ddp_job(Path(sys.argv[1]))
+    close_process_group()  # together, before exit (gloo may abort otherwise)

@@ -26,6 +26,7 @@ from lightning_kan.layers.masks import edge_mask, set_edge_mask
 from lightning_kan.layers.symbolic import symbolic_edges
 from lightning_kan.nets import KAN, MLP, SlimKAN
 from lightning_kan.tasks import RegressionTask
+from lightning_kan.utils import close_process_group
 
 
 def two_of_five(x: torch.Tensor) -> torch.Tensor:
@@ -334,3 +335,4 @@ def test_prune_under_two_process_ddp_gives_identical_masks(tmp_path):
 
 if __name__ == "__main__":
     ddp_job(Path(sys.argv[1]))
+    close_process_group()  # together, before exit (gloo may abort otherwise)
