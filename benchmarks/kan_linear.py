@@ -71,6 +71,11 @@ def basis_options(basis: str, k: int) -> dict:
         "gram": {"degree": k - 1},
         "rbf": {"num_centers": k},
         "rswaf": {"num_centers": k},
+        "fourierkan": {"grid_size": k // 2},  # cos and sin of each harmonic: K = 2 g
+        "bernstein": {"degree": k - 1},
+        "jacobi": {"degree": k - 1},
+        "wavelet": {"num_wavelets": k},
+        "relukan": {"grid_size": k - SPLINE_ORDER, "order": SPLINE_ORDER},
     }
     return sized.get(basis, {})
 

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from lightning_kan.native import NativeKernel
+
 __all__ = ["Basis", "available_bases", "basis_options", "build_basis", "register_basis"]
 
 
@@ -102,6 +104,12 @@ class Basis(nn.Module):
         if not create_graph:
             results = [r.detach() for r in results]
         return tuple(results)
+
+    def native_kernel(self) -> NativeKernel | None:
+        """This basis as one of ``lightning_kan.native``'s fused C kernels, or ``None`` (the
+        default: the layer then calls :meth:`expand_into` and :meth:`input_grad`). A family
+        returns one only for the settings its kernel computes exactly."""
+        return None
 
     @property
     def is_parameter_free(self) -> bool:

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from lightning_kan.bases.base import register_basis
 from lightning_kan.bases.closed_form import ClosedFormBasis, chain_rule
 from lightning_kan.bases.polynomial import _check_degree
+from lightning_kan.native import NativeKernel
 
 __all__ = ["BernsteinBasis"]
 
@@ -47,6 +48,13 @@ class BernsteinBasis(ClosedFormBasis):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return bernstein(torch.sigmoid(x), torch.sigmoid(-x), self.degree)
+
+    def native_kernel(self) -> NativeKernel:
+        n = self.degree
+        binomials = [math.comb(n, k) for k in range(n + 1)] + [
+            math.comb(n - 1, m) for m in range(n)
+        ]
+        return NativeKernel("bernstein", (n, *map(float, binomials)))
 
     def expand_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
         # on a contiguous (K, ..., I) temporary (chunk-sized: the layer passes row chunks),

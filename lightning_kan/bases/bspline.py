@@ -29,6 +29,7 @@ from functools import cache
 import torch
 
 from lightning_kan.bases.base import Basis, _check_positive_int, _check_range, register_basis
+from lightning_kan.native import NativeKernel
 
 __all__ = ["MAX_SPLINE_ORDER", "BSplineBasis"]
 
@@ -247,6 +248,21 @@ class BSplineBasis(Basis):
         for offset, coefficient in _truncated_power_terms(k):
             out = out + coefficient * torch.relu(offset - distance) ** k
         return out
+
+    def native_kernel(self) -> NativeKernel | None:
+        """Uniform knots only (a non-uniform grid keeps de Boor's scheme in torch): the C
+        kernel evaluates :meth:`forward`'s branch-free truncated powers (orders >= 2) or
+        the local polynomials of :meth:`expand_into` (orders 0, 1)."""
+        if not self._is_uniform:
+            return None
+        k = self.spline_order
+        table = torch.cat(
+            [self.grid[:, k], self._uniform_spacing(), self.grid[:, k + self.grid_size]]
+        )
+        flat = [value for row in _LOCAL_POLYNOMIALS[k] for value in row]
+        offsets, coefficients = zip(*_truncated_power_terms(k), strict=True)
+        terms = (len(offsets), *offsets, *coefficients)
+        return NativeKernel("bspline", (k, self.grid_size, *flat, *terms), table)
 
     def expand_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
         out.zero_()  # uninitialised on entry; the local values are scattered into zeros

@@ -6,6 +6,7 @@ import torch
 
 from lightning_kan.bases.base import _check_positive_int, register_basis
 from lightning_kan.bases.closed_form import ClosedFormBasis
+from lightning_kan.native import NativeKernel
 
 __all__ = ["FourierBasis"]
 
@@ -33,6 +34,11 @@ class FourierBasis(ClosedFormBasis):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         angles = self._angles(x)
         return torch.cat([angles.cos(), angles.sin()], dim=-1)
+
+    def native_kernel(self) -> NativeKernel:
+        """The C kernel: one ``sincos`` per input, the harmonics by angle addition (the
+        exact ``cos(k x)`` of the float32 ``x``; the eager path first rounds ``k x``)."""
+        return NativeKernel("fourier", (self.grid_size,))
 
     def expand_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
         # cos/sin into contiguous temporaries (chunk-sized: the layer passes row chunks),

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from lightning_kan.bases.base import is_finite_number, register_basis
 from lightning_kan.bases.closed_form import ClosedFormBasis, chain_rule
-from lightning_kan.bases.polynomial import _check_degree, _squash
+from lightning_kan.bases.polynomial import _check_degree, _squash, three_term_kernel
+from lightning_kan.native import NativeKernel
 
 __all__ = ["JacobiBasis"]
 
@@ -73,6 +74,10 @@ class JacobiBasis(ClosedFormBasis):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return jacobi(_squash(x, "tanh"), self.degree, self.alpha, self.beta)
+
+    def native_kernel(self) -> NativeKernel:
+        c1, c0, steps = jacobi_steps(self.degree, self.alpha, self.beta)
+        return three_term_kernel(c1, c0, steps, [1.0] * self.num_functions)
 
     def expand_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
         # on a contiguous (K, ..., I) temporary (chunk-sized: the layer passes row chunks),

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from lightning_kan.bases.base import Basis, register_basis
+from lightning_kan.native import NativeKernel
 
 __all__ = ["MAX_DEGREE", "ChebyshevBasis", "GramBasis", "LegendreBasis"]
 
@@ -203,6 +204,14 @@ class _ThreeTermBasis(Basis):
         axes = [1 + perm.index(dim) for dim in range(x.dim())] + [0]  # back to (..., I, K)
         return tuple(t.permute(axes) for t in results)
 
+    def native_kernel(self) -> NativeKernel | None:
+        """The C recurrence of ``tanh x`` (``minmax`` couples features: no kernel)."""
+        if self.normalization != "tanh" or not self.is_parameter_free:
+            return None
+        steps, scale = self._coefficients()
+        scale = scale if scale is not None else [1.0] * self.num_functions
+        return three_term_kernel(1.0, 0.0, [(a, 0.0, b) for a, b in steps], scale)
+
     def expand_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
         # The recurrence runs on a contiguous (K, ..., I) temporary (the layer passes row
         # chunks, so it is chunk-sized and stays in cache), two passes per degree, and is
@@ -310,6 +319,15 @@ class GramBasis(_ThreeTermBasis):
         if "beta" in self._parameters:  # tensor coefficients: autograd through the forward
             return Basis.input_grad(self, x, grad_values)
         return super().input_grad(x, grad_values)
+
+
+def three_term_kernel(
+    c1: float, c0: float, steps: list[tuple[float, float, float]], scale: list[float]
+) -> NativeKernel:
+    """The C kernel of ``p_0 = 1``, ``p_1 = c1 s + c0``, ``p_n = (A_n s + B_n) p_{n-1} - C_n
+    p_{n-2}`` (``steps``: ``(A_n, B_n, C_n)``), value ``n`` times ``scale[n]``, ``s = tanh x``."""
+    flat = [float(v) for step in steps for v in step]
+    return NativeKernel("three_term", (c1, c0, *flat, *map(float, scale)))
 
 
 @cache

@@ -16,6 +16,7 @@ from torch import nn
 
 from lightning_kan.bases.base import _check_positive_int, _check_range, register_basis
 from lightning_kan.bases.closed_form import ClosedFormBasis
+from lightning_kan.native import NativeKernel
 
 __all__ = ["GaussianRBFBasis", "RSWAFBasis"]
 
@@ -91,6 +92,12 @@ class GaussianRBFBasis(_CenteredBasis):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.exp(-self._scaled_distance(x).square())
 
+    def native_kernel(self) -> NativeKernel:
+        """The C kernel, with :meth:`_profile_`'s float32 clamp and flush to zero."""
+        tiny = torch.finfo(torch.float32).tiny
+        constants = (1.0 / self.width, -math.log(tiny) - 0.5, 2 * tiny)
+        return NativeKernel("rbf", constants, self.centers)
+
     @staticmethod
     def _profile(z: torch.Tensor, order: int) -> tuple[torch.Tensor, ...]:
         """``e^{-z^2}``, ``-2 z e^{-z^2}`` and, for ``order`` 2, ``(4 z^2 - 2) e^{-z^2}``."""
@@ -139,6 +146,11 @@ class RSWAFBasis(_CenteredBasis):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return 1.0 - torch.tanh(self._scaled_distance(x)).square()
+
+    def native_kernel(self) -> NativeKernel | None:
+        if "inv_denominator" in self._parameters:  # a trained width: plain autograd
+            return None
+        return NativeKernel("rswaf", (1.0 / self.width,), self.centers)
 
     @staticmethod
     def _profile(z: torch.Tensor, order: int) -> tuple[torch.Tensor, ...]:

@@ -9,6 +9,7 @@ from torch import nn
 
 from lightning_kan.bases.base import _check_positive_int, _check_range, register_basis
 from lightning_kan.bases.closed_form import ClosedFormBasis
+from lightning_kan.native import NativeKernel
 
 __all__ = ["ReLUKANBasis"]
 
@@ -59,6 +60,12 @@ class ReLUKANBasis(ClosedFormBasis):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rising, falling = self._ramps(x)
         return (rising * falling * self.scale).square()
+
+    def native_kernel(self) -> NativeKernel | None:
+        if not self.is_parameter_free:  # trained phases: plain autograd
+            return None
+        phases = torch.stack([self.low.t(), self.high.t()])  # (2, K, I): inputs innermost
+        return NativeKernel("relu", (self.scale,), phases.flatten())
 
     def expand_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
         x = x.unsqueeze(-1)

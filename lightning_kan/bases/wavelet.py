@@ -17,6 +17,7 @@ from lightning_kan.bases.base import (
     register_basis,
 )
 from lightning_kan.bases.closed_form import ClosedFormBasis
+from lightning_kan.native import NativeKernel
 
 __all__ = ["MORLET_FREQUENCY", "WAVELETS", "WaveletBasis"]
 
@@ -130,6 +131,14 @@ class WaveletBasis(ClosedFormBasis):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return wavelet_derivatives(self._argument(x)[0], self.wavelet, 0)[0]
+
+    def native_kernel(self) -> NativeKernel | None:
+        if not self.is_parameter_free:  # trained scales and translations: plain autograd
+            return None
+        constants = (WAVELETS.index(self.wavelet), _T_MAX, MORLET_FREQUENCY, _MEXICAN_HAT_NORM)
+        inverse = torch.exp(-self.log_scale.float())
+        table = torch.stack([self.translation.t(), inverse.t()])  # (2, K, I): inputs innermost
+        return NativeKernel("wavelet", constants, table.flatten())
 
     def expand_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
         """``psi(t)`` in place on ``t`` written into ``out``: one ``(..., I, K)`` temporary

@@ -21,11 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_kan.native import BASE_CODES
+
 __all__ = [
     "ELEMENTWISE_MODULES",
     "BaseActivation",
     "elementwise_derivatives",
     "is_elementwise",
+    "native_base_code",
     "resolve_activation",
 ]
 
@@ -201,6 +204,18 @@ _KNOWN: dict[str, BaseActivation] = {
     "tanh": BaseActivation("tanh", torch.tanh, lambda x: 1.0 - torch.tanh(x).square(), _tanh_jet),
     "identity": BaseActivation("identity", lambda x: x, torch.ones_like, _identity_jet),
 }
+
+
+def native_base_code(activation: BaseActivation | None) -> int | None:
+    """The base branch's code for ``lightning_kan.native``'s kernels: 0 for no branch, a
+    :data:`~lightning_kan.native.BASE_CODES` value for a known name still computing its
+    own function, ``None`` for anything else (the layer then evaluates it in torch)."""
+    if activation is None:
+        return 0
+    known = _KNOWN.get(activation.name)
+    if known is None or activation.fn is not known.fn or activation.name not in BASE_CODES:
+        return None
+    return BASE_CODES[activation.name]
 
 
 def resolve_activation(

@@ -35,8 +35,10 @@ from functools import cache
 import torch
 from torch.autograd import forward_ad
 
+from lightning_kan import native
 from lightning_kan.bases.base import Basis
-from lightning_kan.layers.activations import BaseActivation
+from lightning_kan.layers.activations import BaseActivation, native_base_code
+from lightning_kan.layers.buffers import feature_buffer
 
 __all__ = ["expand_features", "needs_plain_autograd"]
 
@@ -89,13 +91,25 @@ class _FusedExpansion(torch.autograd.Function):
         basis, activation = ctx.basis, ctx.activation
         num_values = x.shape[-1] * basis.num_functions
         grad_values = grad_out[..., :num_values].unflatten(-1, (x.shape[-1], -1))
-        if torch.is_grad_enabled():  # a double backward: one differentiable call
+        kernel = None if torch.is_grad_enabled() else _native_kernel(x, basis)
+        base = native_base_code(activation)
+        if kernel is not None:  # one C pass over the buffer's gradient (and the base's)
+            rows = x.reshape(-1, x.shape[-1])
+            grad = grad_out.reshape(rows.shape[0], -1)
+            grad_x = native.input_grad(kernel, rows, grad, basis.num_functions, base or 0)
+            grad_x = grad_x.view_as(x)
+        elif torch.is_grad_enabled():  # a double backward: one differentiable call
             grad_x = basis.input_grad(x, grad_values)
         else:  # chunk by chunk: the closed forms' (..., I, K) temporaries stay chunk-sized
             grad_x = _chunked_input_grad(x, basis, grad_values)
-        if activation is not None:
+        if activation is not None and (kernel is None or base is None):
             grad_x = grad_x + activation.vjp(x, grad_out[..., num_values:])
         return grad_x, None, None, None
+
+
+def _native_kernel(x: torch.Tensor, basis: Basis) -> native.NativeKernel | None:
+    """The basis' C kernel when one applies to ``x`` (float32 on the CPU), else None."""
+    return basis.native_kernel() if native.usable(x) else None
 
 
 def _eager_expansion(
@@ -106,8 +120,15 @@ def _eager_expansion(
     in_features = x.shape[-1]
     num_values = in_features * basis.num_functions
     width = num_values + (0 if activation is None else in_features)
-    out = x.new_empty(*x.shape[:-1], width)
+    out = feature_buffer(basis, (*x.shape[:-1], width), x)
     rows, flat_out = x.reshape(-1, in_features), out.view(-1, width)
+    kernel = _native_kernel(x, basis)
+    if kernel is not None:  # every value written once, in one C pass
+        base = native_base_code(activation)
+        native.expand(kernel, rows, flat_out, basis.num_functions, base or 0)
+        if activation is not None and base is None:
+            flat_out[:, num_values:] = activation(rows)
+        return out
     step = _chunk_rows(width)
     for start in range(0, rows.shape[0], step):
         x_chunk, out_chunk = rows[start : start + step], flat_out[start : start + step]

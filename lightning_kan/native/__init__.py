@@ -1,0 +1,161 @@
+"""Fused C kernels of the CPU feature expansion, used when they were built with the package.
+
+A basis that has one describes it with :meth:`Basis.native_kernel` (a
+:class:`NativeKernel`: which formula, its constants, a per-input table); the layer's
+expansion then writes its ``(rows, I*K + I)`` feature buffer in one pass over the data,
+and the backward reads the buffer's gradient once, instead of the eager path's tens of
+ATen calls per row chunk (``benchmarks/kan_linear.py``: the eager expansion cost more than
+the GEMM itself at ``1024 x 784 -> 64``).
+
+The kernels cover float32 on the CPU; anything else (float64, CUDA, a basis or base
+activation without a kernel) takes the eager path, whose results they match to float32
+round-off (``tests/test_native_kernels.py``). They are plain C (``_kernels.c``, no torch
+headers) built by ``pip install`` when a C compiler is present; without one the install
+still succeeds and :func:`available` is False. ``LIGHTNING_KAN_NATIVE=0`` in the
+environment, or :func:`set_enabled`, turns them off.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["NativeKernel", "available", "expand", "input_grad", "set_enabled", "usable"]
+
+#: formula codes of ``_kernels.c``
+KINDS = {
+    "three_term": 0,
+    "bspline": 1,
+    "rbf": 2,
+    "rswaf": 3,
+    "fourier": 4,
+    "relu": 5,
+    "bernstein": 6,
+    "wavelet": 7,
+}
+#: base-activation codes of ``_kernels.c`` (0: no base columns written by the kernel)
+BASE_CODES = {"silu": 1, "identity": 2, "tanh": 3}
+#: below this many values a call runs on one thread (starting threads costs ~20 us)
+_PARALLEL_VALUES = 1 << 15
+
+
+@dataclass(frozen=True)
+class NativeKernel:
+    """One basis' kernel: the formula ``kind`` (a key of :data:`KINDS`), its constants
+    ``params`` (their layout is the kernel's, documented in ``_kernels.c``) and an
+    optional float32 ``table`` (per-input knots, centres, phases; flattened)."""
+
+    kind: str
+    params: tuple[float, ...]
+    table: torch.Tensor | None = None
+
+
+def _open(module: str) -> ctypes.CDLL | None:
+    spec = importlib.util.find_spec(f"lightning_kan.native.{module}")
+    if spec is None or spec.origin is None:
+        return None
+    try:
+        return ctypes.CDLL(spec.origin)
+    except OSError:
+        return None
+
+
+def _load() -> ctypes.CDLL | None:
+    """The AVX2 build where the CPU has AVX2 and FMA, else the baseline one, else None."""
+    if os.environ.get("LIGHTNING_KAN_NATIVE", "1") == "0":
+        return None
+    library = _open("_kernels")
+    if library is not None and library.lk_cpu_has_avx2():
+        library = _open("_kernels_avx2") or library
+    if library is None:
+        return None
+    pointer, size, integer = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    common = [size, size, size, size, pointer, pointer, integer]
+    library.lk_expand.argtypes = [integer, integer, pointer, pointer, *common]
+    library.lk_input_grad.argtypes = [integer, integer, pointer, pointer, pointer, *common]
+    library.lk_expand.restype = library.lk_input_grad.restype = integer
+    return library
+
+
+_LIBRARY = _load()
+_enabled = _LIBRARY is not None
+
+
+def available() -> bool:
+    """Whether the kernels were built and are switched on."""
+    return _enabled
+
+
+def set_enabled(enabled: bool) -> bool:
+    """Switch the kernels on or off (process-wide); returns the previous setting. Turning
+    them on when they were not built raises a one-paragraph error."""
+    global _enabled
+    if enabled and _LIBRARY is None:
+        raise RuntimeError(
+            "set_enabled(True): lightning_kan's C kernels are not available in this "
+            "install (not built: no C compiler at install time, or LIGHTNING_KAN_NATIVE=0 "
+            "was set at import); reinstall with a C compiler (`pip install -e .`) or keep "
+            "the eager path"
+        )
+    previous, _enabled = _enabled, bool(enabled)
+    return previous
+
+
+def usable(x: torch.Tensor) -> bool:
+    """Whether a kernel can evaluate ``x``: float32 on the CPU, kernels on."""
+    return _enabled and x.dtype == torch.float32 and x.device.type == "cpu"
+
+
+def _threads(values: int) -> int:
+    return 1 if values < _PARALLEL_VALUES else torch.get_num_threads()
+
+
+def _arguments(kernel: NativeKernel) -> tuple[ctypes.Array, int | None, torch.Tensor | None]:
+    params = (ctypes.c_double * max(len(kernel.params), 1))(*kernel.params)
+    table = kernel.table
+    if table is not None:
+        table = table.detach().to(torch.float32).contiguous()
+    return params, (table.data_ptr() if table is not None else None), table
+
+
+def expand(
+    kernel: NativeKernel, x: torch.Tensor, out: torch.Tensor, num_functions: int, base: int
+) -> None:
+    """Write the basis values of ``x (rows, I)`` into ``out (rows, W)`` (rows contiguous,
+    ``W >= I*K``) and, if ``base`` (a :data:`BASE_CODES` value) is not 0, the base
+    branch into columns ``I*K .. I*K + I``."""
+    rows, in_features = x.shape
+    if out.stride(1) != 1:
+        raise ValueError(f"native.expand: out must be row-contiguous, got strides {out.stride()}")
+    x = x.contiguous()
+    params, table_pointer, _keep = _arguments(kernel)
+    status = _LIBRARY.lk_expand(
+        KINDS[kernel.kind], base, x.data_ptr(), out.data_ptr(), rows, in_features,
+        num_functions, out.stride(0), params, table_pointer,
+        _threads(rows * in_features * num_functions),
+    )  # fmt: skip
+    if status:
+        raise RuntimeError(f"lightning_kan native expand: invalid kernel {kernel!r}")
+
+
+def input_grad(
+    kernel: NativeKernel, x: torch.Tensor, grad: torch.Tensor, num_functions: int, base: int
+) -> torch.Tensor:
+    """``(rows, I)``: the gradient of ``x (rows, I)`` from ``grad (rows, W)``, the gradient
+    of the buffer :func:`expand` wrote (base columns included when ``base`` is not 0)."""
+    rows, in_features = x.shape
+    x, grad = x.contiguous(), grad.contiguous()
+    grad_x = torch.empty_like(x)
+    params, table_pointer, _keep = _arguments(kernel)
+    status = _LIBRARY.lk_input_grad(
+        KINDS[kernel.kind], base, x.data_ptr(), grad.data_ptr(), grad_x.data_ptr(), rows,
+        in_features, num_functions, grad.stride(0), params, table_pointer,
+        _threads(rows * in_features * num_functions),
+    )  # fmt: skip
+    if status:
+        raise RuntimeError(f"lightning_kan native input_grad: invalid kernel {kernel!r}")
+    return grad_x

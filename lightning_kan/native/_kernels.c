@@ -1,0 +1,591 @@
+/* Fused CPU kernels of the KAN feature expansion (lightning_kan.native).
+ *
+ * expand:     x (rows, I) -> out rows [phi(x_0) .. phi(x_{I-1}) | b(x_0) .. b(x_{I-1})]
+ *             (row stride `stride`), every value written once;
+ * input_grad: grad (rows, stride) and x -> grad_x (rows, I),
+ *             sum_k grad[i*K + k] phi_k'(x_i) + grad[I*K + i] b'(x_i).
+ *
+ * One pass over the data instead of the eager path's tens of ATen calls per row chunk.
+ * Called through ctypes (the GIL is released); float32 only; rows are split over torch's
+ * OpenMP threads (run_parallel). The formulas are those of the Python bases
+ * (lightning_kan/bases/), which stay the reference: tests/test_native_kernels.py compares
+ * both. Plain C with no torch headers, so it builds with the package (setup.py: once for
+ * any x86-64, once with AVX2 + FMA) and needs no compiler at run time.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Every helper is inlined into the row loops, so each lane loop is one vectorised body. */
+#define LK_INLINE static inline __attribute__((always_inline))
+/* setup.py builds this file twice: `_kernels` for any x86-64 and `_kernels_avx2` with
+ * -mavx2 -mfma (LK_MODULE names the module); lk_cpu_has_avx2 tells Python which to load. */
+#ifndef LK_MODULE
+#define LK_MODULE _kernels
+#endif
+
+enum { THREE_TERM = 0, BSPLINE = 1, RBF = 2, RSWAF = 3, FOURIER = 4, RELU = 5, BERNSTEIN = 6, WAVELET = 7 };
+enum { BASE_NONE = 0, BASE_SILU = 1, BASE_IDENTITY = 2, BASE_TANH = 3 };
+enum { MEXICAN_HAT = 0, MORLET = 1, DOG = 2 };
+
+#define MAX_K 64
+
+/* ------------------------------------------------------------ elementary functions */
+/* NaN in, NaN out everywhere: comparisons are written so that a NaN falls through. */
+
+LK_INLINE float exp_f(float x) {
+    /* Cephes expf. Below -87.3 the result is 0: values under FLT_MIN are flushed (subnormal
+     * arithmetic is 10-60x slower on x86, see bases/radial.py); above ln(FLT_MAX), +inf. */
+    float xc = x < -87.33654f ? -87.33654f : (x > 88.72283f ? 88.72283f : x);
+    float z = floorf(1.44269504088896341f * xc + 0.5f);
+    float r = xc - z * 0.693359375f;
+    r = r - z * -2.12194440e-4f;
+    float p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r +
+                4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    int32_t n = (int32_t)(xc == xc ? z : 0.0f); /* in [-126, 128]: 2^n as two halves */
+    int32_t half = n / 2;
+    union { int32_t i; float f; } first = {(half + 127) << 23}, second = {(n - half + 127) << 23};
+    float result = p * first.f * second.f;
+    result = x < -87.33654f ? 0.0f : result;
+    result = x > 88.72283f ? INFINITY : result;
+    return x == x ? result : x;
+}
+
+LK_INLINE float tanh_f(float x) {
+    /* Cephes tanhf: an odd polynomial below |x| = 0.625, 1 - 2 / (e^{2|x|} + 1) above. */
+    float a = fabsf(x);
+    float z = x * x;
+    float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z +
+                    1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
+    float e = exp_f(2.0f * (a > 44.0f ? 44.0f : a));
+    float big = copysignf(1.0f - 2.0f / (e + 1.0f), x);
+    return a < 0.625f ? small : big;
+}
+
+LK_INLINE float sigmoid_f(float x) { return 1.0f / (1.0f + exp_f(-x)); }
+
+/* sin and cos: x = n pi/2 + r with pi/2 in three parts (Cephes' reduction; accurate for
+ * |x| up to about 1e4, bounded beyond), Cephes' polynomials on [-pi/4, pi/4], the quadrant
+ * from n mod 4. Branch-free, so a lane loop of it vectorises. */
+LK_INLINE void sincos_f(float x, float *sin_out, float *cos_out) {
+    float n = rintf(x * 0.636619772367581343f);
+    float r = ((x - n * 1.5703125f) - n * 4.837512969970703125e-4f) - n * 7.54978995489188216e-8f;
+    float z = r * r;
+    float sr = r + r * z * ((-1.9515295891e-4f * z + 8.3321608736e-3f) * z - 1.6666654611e-1f);
+    float cr = 1.0f - 0.5f * z + z * z * ((2.443315711809948e-5f * z - 1.388731625493765e-3f) * z + 4.166664568298827e-2f);
+    int32_t q = (int32_t)(n == n && fabsf(n) < 1e9f ? n : 0.0f) & 3;
+    float sv = (q & 1) ? cr : sr, cv = (q & 1) ? sr : cr;
+    sv = (q & 2) ? -sv : sv;
+    cv = ((q + 1) & 2) ? -cv : cv;
+    *sin_out = x == x ? sv : x;
+    *cos_out = x == x ? cv : x;
+}
+
+LK_INLINE float relu_f(float v) { return v < 0.0f ? 0.0f : v; } /* NaN stays NaN */
+
+/* ------------------------------------------------------------------------- jobs */
+
+typedef struct {
+    int kind, base;
+    int64_t rows, in_features, num_functions, stride;
+    const float *x;
+    float *out;        /* expand: the (rows, stride) buffer; input_grad: grad_x (rows, I) */
+    const float *grad; /* input_grad: the (rows, stride) gradient of the buffer */
+    const double *params;
+    const float *table; /* per-function tables are laid out (table, K, I): input innermost */
+    int64_t begin, end; /* this thread's rows */
+} Job;
+
+/* The constants of a job in float32, unpacked once per call (layouts: see each kind). */
+typedef struct {
+    int K, k, g, n, wavelet;
+    float c1, c0, A[MAX_K], B[MAX_K], C[MAX_K], scale[MAX_K];
+    float G, M[8][8], D[8][8], offset[8], coef[8];
+    int terms;
+    float w, clamp, threshold, r, limit, omega, norm;
+    float binom[MAX_K], lower[MAX_K];
+} Consts;
+
+static void unpack(const Job *job, Consts *c) {
+    const double *p = job->params;
+    const int K = (int)job->num_functions;
+    memset(c, 0, sizeof *c);
+    c->K = K;
+    switch (job->kind) {
+    case THREE_TERM: /* c1, c0, (A_n, B_n, C_n) for n = 2 .. K-1, scale_0 .. scale_{K-1} */
+        c->c1 = (float)p[0], c->c0 = (float)p[1];
+        for (int n = 2; n < K; n++)
+            c->A[n] = (float)p[3 * n - 4], c->B[n] = (float)p[3 * n - 3], c->C[n] = (float)p[3 * n - 2];
+        for (int n = 0; n < K; n++) c->scale[n] = (float)p[2 + 3 * (K > 2 ? K - 2 : 0) + n];
+        break;
+    case BSPLINE: /* k, G, M[e][slot] row-major ((k+1)^2; D = dM/du), then T and the
+                   * truncated-power terms (offset_q, coefficient_q), q < T */
+        c->k = (int)p[0], c->G = (float)p[1];
+        for (int e = 0; e <= c->k; e++)
+            for (int slot = 0; slot <= c->k; slot++) {
+                c->M[e][slot] = (float)p[2 + e * (c->k + 1) + slot];
+                if (e < c->k) c->D[e][slot] = (float)((e + 1) * p[2 + (e + 1) * (c->k + 1) + slot]);
+            }
+        {
+            const double *terms = p + 2 + (c->k + 1) * (c->k + 1);
+            c->terms = (int)terms[0];
+            for (int q = 0; q < c->terms && q < 8; q++)
+                c->offset[q] = (float)terms[1 + q], c->coef[q] = (float)terms[1 + c->terms + q];
+        }
+        break;
+    case RBF: /* w, clamp of z^2, threshold */
+        c->clamp = (float)p[1], c->threshold = (float)p[2];
+        /* fall through */
+    case RSWAF: /* w */
+        c->w = (float)p[0];
+        break;
+    case FOURIER: /* g */
+        c->g = (int)p[0];
+        break;
+    case RELU: /* r */
+        c->r = (float)p[0];
+        break;
+    case BERNSTEIN: /* n, C(n, m) for m = 0..n, C(n-1, m) for m = 0..n-1 */
+        c->n = (int)p[0];
+        for (int m = 0; m <= c->n; m++) c->binom[m] = (float)p[1 + m];
+        for (int m = 0; m < c->n; m++) c->lower[m] = (float)p[2 + c->n + m];
+        break;
+    case WAVELET: /* wavelet, T, Morlet's omega, the Mexican hat's norm */
+        c->wavelet = (int)p[0], c->limit = (float)p[1], c->omega = (float)p[2], c->norm = (float)p[3];
+        break;
+    }
+}
+
+/* Work goes in blocks of L inputs of one row, one SIMD lane each: every formula below is a
+ * loop over the lanes (which the compiler vectorises), and the K values of each lane are
+ * then stored to (or the gradient loaded from) its K contiguous columns. */
+#define L 32 /* 4 AVX2 vectors per formula step: independent work hides the latencies */
+#define LANES for (int l = 0; l < L; l++)
+
+typedef struct {
+    float x[L];
+    float tab[2][MAX_K][L]; /* per-function tables of these inputs */
+    float lo[L], spacing[L], hi[L];
+} Block;
+
+#ifdef __AVX2__
+#include <immintrin.h>
+/* r[q] (8 lanes = inputs) -> r[l] (8 elements of one input): an 8 x 8 transpose in registers. */
+LK_INLINE void transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int q = 0; q < 4; q++) {
+        t[2 * q] = _mm256_unpacklo_ps(r[2 * q], r[2 * q + 1]);
+        t[2 * q + 1] = _mm256_unpackhi_ps(r[2 * q], r[2 * q + 1]);
+    }
+    for (int h = 0; h < 2; h++) {
+        __m256 *a = t + 4 * h, *o = u + 4 * h;
+        o[0] = _mm256_shuffle_ps(a[0], a[2], _MM_SHUFFLE(1, 0, 1, 0));
+        o[1] = _mm256_shuffle_ps(a[0], a[2], _MM_SHUFFLE(3, 2, 3, 2));
+        o[2] = _mm256_shuffle_ps(a[1], a[3], _MM_SHUFFLE(1, 0, 1, 0));
+        o[3] = _mm256_shuffle_ps(a[1], a[3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int q = 0; q < 4; q++) {
+        r[q] = _mm256_permute2f128_ps(u[q], u[q + 4], 0x20);
+        r[q + 4] = _mm256_permute2f128_ps(u[q], u[q + 4], 0x31);
+    }
+}
+#endif
+
+/* o[l*K + n] = v[n][l] for the first m lanes: whole 8 x 8 tiles transposed in registers
+ * (AVX2 build), the rest element by element. */
+LK_INLINE void store_block(float v[MAX_K][L], float *o, int64_t K, int m, int stream) {
+    int64_t n0 = 0;
+#ifdef __AVX2__
+    for (; n0 + 8 <= K; n0 += 8)
+        for (int l0 = 0; l0 < m; l0 += 8) {
+            __m256 r[8];
+            for (int q = 0; q < 8; q++) r[q] = _mm256_loadu_ps(v[n0 + q] + l0);
+            transpose8(r);
+            if (stream && l0 + 8 <= m) /* aligned, and the buffer is larger than the caches */
+                for (int l = 0; l < 8; l++) _mm256_stream_ps(o + (l0 + l) * K + n0, r[l]);
+            else
+                for (int l = 0; l < 8 && l0 + l < m; l++) _mm256_storeu_ps(o + (l0 + l) * K + n0, r[l]);
+        }
+#else
+    (void)stream;
+#endif
+    for (int l = 0; l < m; l++)
+        for (int64_t n = n0; n < K; n++) o[l * K + n] = v[n][l];
+}
+
+/* gl[n][l] = g[l*K + n] for the first m lanes, zero past them (store_block's inverse). */
+LK_INLINE void load_gradient(const float *g, float gl[MAX_K][L], int64_t K, int m) {
+    int64_t n0 = 0;
+#ifdef __AVX2__
+    if (m == L)
+        for (; n0 + 8 <= K; n0 += 8)
+            for (int l0 = 0; l0 < L; l0 += 8) {
+                __m256 r[8];
+                for (int q = 0; q < 8; q++) r[q] = _mm256_loadu_ps(g + (l0 + q) * K + n0);
+                transpose8(r);
+                for (int q = 0; q < 8; q++) _mm256_storeu_ps(gl[n0 + q] + l0, r[q]);
+            }
+#endif
+    for (int64_t n = n0; n < K; n++)
+        for (int l = 0; l < L; l++) gl[n][l] = l < m ? g[l * K + n] : 0.0f;
+}
+
+/* The values (want_grad 0) or the slopes dphi/dx (want_grad 1) of L inputs: v[n][l].
+ * B-spline slopes are left to bspline_grad (only k + 1 are non-zero). */
+LK_INLINE void block_values(const Job *job, const Consts *c, const Block *b,
+                                   float v[MAX_K][L], int want_grad) {
+    const int K = c->K;
+    switch (job->kind) {
+    case THREE_TERM: { /* p_n of s = tanh x (or dp_n/dx) */
+        float s[L], before[L], now[L], d_before[L], d_now[L];
+        LANES {
+            s[l] = tanh_f(b->x[l]);
+            before[l] = 1.0f, now[l] = c->c1 * s[l] + c->c0;
+            d_before[l] = 0.0f, d_now[l] = c->c1;
+        }
+        LANES v[0][l] = want_grad ? 0.0f : c->scale[0];
+        if (K > 1) LANES v[1][l] = (want_grad ? d_now[l] : now[l]) * c->scale[1];
+        for (int n = 2; n < K; n++) {
+            LANES {
+                float factor = c->A[n] * s[l] + c->B[n];
+                float next = factor * now[l] - c->C[n] * before[l];
+                float d_next = c->A[n] * now[l] + factor * d_now[l] - c->C[n] * d_before[l];
+                v[n][l] = (want_grad ? d_next : next) * c->scale[n];
+                before[l] = now[l], now[l] = next, d_before[l] = d_now[l], d_now[l] = d_next;
+            }
+        }
+        if (want_grad)
+            for (int n = 0; n < K; n++) LANES v[n][l] *= 1.0f - s[l] * s[l];
+        break;
+    }
+    case BSPLINE: {
+        if (c->k >= 2) { /* dense, branch-free: N(t - centre_n), N by its truncated powers */
+            float t[L], factor[L];
+            const float half = 0.5f * (float)(c->k - 1);
+            LANES {
+                float x = b->x[l], tt = (x - b->lo[l]) / b->spacing[l];
+                t[l] = tt < 0.0f ? 0.0f : (tt > c->G ? c->G : tt);
+                factor[l] = ((x >= b->lo[l] && x <= b->hi[l]) ? 1.0f : 0.0f) / b->spacing[l];
+            }
+            for (int n = 0; n < K; n++) {
+                float d[L], acc[L], r[L], power[L];
+                LANES d[l] = t[l] - ((float)n - half), acc[l] = 0.0f;
+                for (int q = 0; q < c->terms; q++) {
+                    LANES {
+                        float a = c->offset[q] - fabsf(d[l]);
+                        r[l] = a < 0.0f ? 0.0f : a;
+                        power[l] = r[l];
+                    }
+                    for (int e = 1; e < c->k - want_grad; e++) LANES power[l] *= r[l];
+                    LANES acc[l] += c->coef[q] * power[l];
+                }
+                if (want_grad) /* dN/dt = -sign(d) k sum coef (offset - |d|)_+^(k-1) */
+                    LANES {
+                        float sign = d[l] > 0.0f ? 1.0f : (d[l] < 0.0f ? -1.0f : 0.0f);
+                        v[n][l] = -sign * (float)c->k * acc[l] * factor[l];
+                    }
+                else
+                    LANES v[n][l] = acc[l];
+            }
+            break;
+        }
+        /* orders 0 and 1: the local Horner polynomials placed at j .. j+k */
+        float u[L], p[8][L];
+        int j[L];
+        LANES {
+            float t = (b->x[l] - b->lo[l]) / b->spacing[l];
+            t = t < 0.0f ? 0.0f : (t > c->G ? c->G : t);
+            float jf = floorf(t);
+            jf = jf == jf ? jf : 0.0f;
+            jf = jf > c->G - 1.0f ? c->G - 1.0f : jf;
+            u[l] = t - jf, j[l] = (int)jf;
+        }
+        for (int slot = 0; slot <= c->k; slot++)
+            LANES {
+                float value = c->M[c->k][slot];
+                for (int e = c->k - 1; e >= 0; e--) value = value * u[l] + c->M[e][slot];
+                p[slot][l] = value;
+            }
+        memset(v, 0, sizeof(float) * L * K);
+        LANES for (int slot = 0; slot <= c->k; slot++) v[j[l] + slot][l] = p[slot][l];
+        break;
+    }
+    case RBF: { /* exp(-z^2), z = (x - c_n) w, clamped and flushed like bases/radial.py */
+        const float *centers = job->table;
+        for (int n = 0; n < K; n++)
+            LANES {
+                float z = (b->x[l] - centers[n]) * c->w, z2 = z * z;
+                float value = exp_f(-(z2 > c->clamp ? c->clamp : z2));
+                float flushed = value > c->threshold ? value : (value == value ? 0.0f : value);
+                v[n][l] = want_grad ? -2.0f * z * value * c->w : flushed;
+            }
+        break;
+    }
+    case RSWAF: { /* 1 - tanh(z)^2 */
+        const float *centers = job->table;
+        for (int n = 0; n < K; n++)
+            LANES {
+                float z = (b->x[l] - centers[n]) * c->w, t = tanh_f(z), value = 1.0f - t * t;
+                v[n][l] = want_grad ? -2.0f * t * value * c->w : value;
+            }
+        break;
+    }
+    case FOURIER: { /* cos(m x), then sin(m x), m = 1..g, by angle addition */
+        float s1[L], c1[L], s[L], co[L];
+        LANES {
+            sincos_f(b->x[l], &s1[l], &c1[l]);
+            s[l] = s1[l], co[l] = c1[l];
+        }
+        for (int m = 0; m < c->g; m++)
+            LANES {
+                v[m][l] = want_grad ? -(m + 1) * s[l] : co[l];
+                v[c->g + m][l] = want_grad ? (m + 1) * co[l] : s[l];
+                float next = co[l] * c1[l] - s[l] * s1[l];
+                s[l] = s[l] * c1[l] + co[l] * s1[l];
+                co[l] = next;
+            }
+        break;
+    }
+    case RELU: { /* (r relu(x - a) relu(b - x))^2 */
+        for (int n = 0; n < K; n++)
+            LANES {
+                float a = b->tab[0][n][l], e = b->tab[1][n][l], x = b->x[l];
+                float rising = relu_f(x - a), falling = relu_f(e - x), product = rising * falling;
+                float slope = (x > a ? falling : 0.0f) - (x < e ? rising : 0.0f);
+                float scaled = product * c->r;
+                v[n][l] = want_grad ? 2.0f * c->r * c->r * product * slope : scaled * scaled;
+            }
+        break;
+    }
+    case BERNSTEIN: { /* C(n, m) s^m q^(n-m); slopes n s q (B_{m-1,n-1} - B_{m,n-1}) */
+        float s[L], q[L], rising[MAX_K][L], falling[MAX_K][L];
+        const int n = c->n;
+        LANES {
+            s[l] = sigmoid_f(b->x[l]), q[l] = sigmoid_f(-b->x[l]);
+            rising[0][l] = falling[0][l] = 1.0f;
+        }
+        for (int m = 1; m <= n; m++)
+            LANES rising[m][l] = rising[m - 1][l] * s[l], falling[m][l] = falling[m - 1][l] * q[l];
+        if (!want_grad) {
+            for (int m = 0; m <= n; m++) LANES v[m][l] = rising[m][l] * falling[n - m][l] * c->binom[m];
+        } else {
+            float low[MAX_K][L];
+            for (int m = 0; m < n; m++)
+                LANES low[m][l] = rising[m][l] * falling[n - 1 - m][l] * c->lower[m] * n * s[l] * q[l];
+            for (int m = 0; m <= n; m++)
+                LANES v[m][l] = (m > 0 ? low[m - 1][l] : 0.0f) - (m < n ? low[m][l] : 0.0f);
+        }
+        break;
+    }
+    case WAVELET: { /* psi(t), t = clamp((x - shift) * inverse, +-T); one loop per wavelet */
+        const float limit = c->limit, norm = c->norm, omega = c->omega;
+#define WAVELET_LOOP(VALUE, SLOPE)                                                        \
+        for (int n = 0; n < K; n++)                                                       \
+            LANES {                                                                       \
+                float inverse = b->tab[1][n][l];                                          \
+                float t = (b->x[l] - b->tab[0][n][l]) * inverse;                          \
+                t = t < -limit ? -limit : (t > limit ? limit : t);                        \
+                float t2 = t * t, gauss = exp_f(-0.5f * t2);                              \
+                v[n][l] = want_grad ? (SLOPE) * inverse : (VALUE);                        \
+            }
+        if (c->wavelet == MEXICAN_HAT) {
+            WAVELET_LOOP(norm * (1.0f - t2) * gauss, norm * t * (t2 - 3.0f) * gauss)
+        } else if (c->wavelet == DOG) {
+            WAVELET_LOOP(-t * gauss, (t2 - 1.0f) * gauss)
+        } else {
+            for (int n = 0; n < K; n++)
+                LANES {
+                    float inverse = b->tab[1][n][l];
+                    float t = (b->x[l] - b->tab[0][n][l]) * inverse, sw, cw;
+                    t = t < -limit ? -limit : (t > limit ? limit : t);
+                    float gauss = exp_f(-0.5f * t * t);
+                    sincos_f(omega * t, &sw, &cw);
+                    v[n][l] = want_grad ? -(omega * sw + t * cw) * gauss * inverse : cw * gauss;
+                }
+        }
+#undef WAVELET_LOOP
+        break;
+    }
+    }
+}
+
+/* B-spline input gradient of one block: only the k + 1 local slopes, read at j .. j+k. */
+LK_INLINE void bspline_grad(const Consts *c, const Block *b, const float *g, int64_t K,
+                                   int m, float *grad_x) {
+    float u[L], factor[L], acc[L];
+    int j[L];
+    LANES {
+        float x = b->x[l];
+        float t = (x - b->lo[l]) / b->spacing[l];
+        t = t < 0.0f ? 0.0f : (t > c->G ? c->G : t);
+        float jf = floorf(t);
+        jf = jf == jf ? jf : 0.0f;
+        jf = jf > c->G - 1.0f ? c->G - 1.0f : jf;
+        u[l] = t - jf, j[l] = (int)jf;
+        factor[l] = ((x >= b->lo[l] && x <= b->hi[l]) ? 1.0f : 0.0f) / b->spacing[l];
+        acc[l] = 0.0f;
+    }
+    for (int slot = 0; slot <= c->k && c->k > 0; slot++) {
+        float gl[L];
+        for (int l = 0; l < m; l++) gl[l] = g[l * K + j[l] + slot];
+        for (int l = m; l < L; l++) gl[l] = 0.0f;
+        LANES {
+            float value = c->D[c->k - 1][slot];
+            for (int e = c->k - 2; e >= 0; e--) value = value * u[l] + c->D[e][slot];
+            acc[l] += gl[l] * value;
+        }
+    }
+    for (int l = 0; l < m; l++) grad_x[l] = acc[l] * factor[l];
+}
+
+/* Gather block (row, i0 .. i0+m) of x and of the per-input tables; lanes past m repeat
+ * the last input (their results are not stored). */
+static void load_block(const Job *job, int64_t row, int64_t i0, int m, Block *b) {
+    const int64_t I = job->in_features, K = job->num_functions;
+    for (int l = 0; l < L; l++) {
+        int64_t i = i0 + (l < m ? l : m - 1);
+        b->x[l] = job->x[row * I + i];
+        if (job->kind == BSPLINE) {
+            b->lo[l] = job->table[i], b->spacing[l] = job->table[I + i], b->hi[l] = job->table[2 * I + i];
+        } else if (job->kind == RELU || job->kind == WAVELET) {
+            for (int t = 0; t < 2; t++)
+                for (int64_t n = 0; n < K; n++) b->tab[t][n][l] = job->table[(t * K + n) * I + i];
+        }
+    }
+}
+
+static void basis_rows(const Job *job, int want_grad) {
+    const int64_t I = job->in_features, K = job->num_functions;
+    Consts c;
+    Block b;
+    float v[MAX_K][L] __attribute__((aligned(32))), gl[MAX_K][L] __attribute__((aligned(32)));
+    unpack(job, &c);
+    /* Streaming (non-temporal) stores skip reading the lines they overwrite: for buffers
+     * well past the caches they save a third of the memory traffic. Whole 8-float tiles
+     * only, so K, the row stride and the buffer must be 32-byte aligned. */
+    const int stream = !want_grad && K % 8 == 0 && job->stride % 8 == 0 &&
+                       ((uintptr_t)job->out & 31) == 0 && job->rows * job->stride > (1 << 22);
+    for (int64_t row = job->begin; row < job->end; row++) {
+        for (int64_t i0 = 0; i0 < I; i0 += L) {
+            int m = I - i0 < L ? (int)(I - i0) : L;
+            load_block(job, row, i0, m, &b);
+            if (!want_grad) {
+                block_values(job, &c, &b, v, 0);
+                store_block(v, job->out + row * job->stride + i0 * K, K, m, stream);
+                continue;
+            }
+            const float *g = job->grad + row * job->stride + i0 * K;
+            float *gx = job->out + row * I + i0;
+            if (job->kind == BSPLINE && c.k < 2) {
+                bspline_grad(&c, &b, g, K, m, gx);
+                continue;
+            }
+            block_values(job, &c, &b, v, 1);
+            load_gradient(g, gl, K, m);
+            float acc[L] = {0};
+            for (int64_t n = 0; n < K; n++) LANES acc[l] += gl[n][l] * v[n][l];
+            for (int l = 0; l < m; l++) gx[l] = acc[l];
+        }
+    }
+}
+
+/* The base branch: b(x) into columns I*K .. of the buffer, or b'(x) grad added to grad_x.
+ * One loop per activation, so each is a plain vectorised loop. */
+static void base_rows(const Job *job, int want_grad) {
+    const int64_t I = job->in_features, offset = I * job->num_functions;
+    for (int64_t row = job->begin; row < job->end; row++) {
+        const float *x = job->x + row * I;
+        if (!want_grad) {
+            float *o = job->out + row * job->stride + offset;
+            if (job->base == BASE_SILU)
+                for (int64_t i = 0; i < I; i++) o[i] = x[i] * sigmoid_f(x[i]);
+            else if (job->base == BASE_TANH)
+                for (int64_t i = 0; i < I; i++) o[i] = tanh_f(x[i]);
+            else
+                for (int64_t i = 0; i < I; i++) o[i] = x[i];
+            continue;
+        }
+        const float *g = job->grad + row * job->stride + offset;
+        float *gx = job->out + row * I;
+        if (job->base == BASE_SILU)
+            for (int64_t i = 0; i < I; i++) {
+                float s = sigmoid_f(x[i]);
+                gx[i] += g[i] * (s * (1.0f + x[i] * (1.0f - s)));
+            }
+        else if (job->base == BASE_TANH)
+            for (int64_t i = 0; i < I; i++) {
+                float t = tanh_f(x[i]);
+                gx[i] += g[i] * (1.0f - t * t);
+            }
+        else
+            for (int64_t i = 0; i < I; i++) gx[i] += g[i];
+    }
+}
+
+static void run_rows(const Job *job, int want_grad) {
+    basis_rows(job, want_grad);
+    if (job->base != BASE_NONE) base_rows(job, want_grad);
+}
+
+/* Rows are split over `threads` OpenMP threads. Built with -fopenmp, this library needs
+ * libgomp.so.1, and the dynamic linker hands it the one torch already loaded (same soname),
+ * so the kernels share torch's thread pool: separate threads would fight torch's workers,
+ * which spin for a while after every parallel op (2-core CPU: 1.5-2x slower). */
+static int run_parallel(Job job, int want_grad, int threads) {
+    if (job.kind < THREE_TERM || job.kind > WAVELET || job.num_functions > MAX_K) return -1;
+    if (job.kind == BSPLINE && (job.params[0] > 7 || job.params[0] < 0)) return -1;
+    if (job.kind == BERNSTEIN && job.params[0] + 1 > MAX_K) return -1;
+    if (job.kind == FOURIER && 2 * job.params[0] > MAX_K) return -1;
+    if (threads > job.rows) threads = (int)(job.rows > 0 ? job.rows : 1);
+    if (threads < 1) threads = 1;
+    const int64_t block = (job.rows + threads - 1) / threads;
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+    for (int t = 0; t < threads; t++) {
+        Job part = job;
+        part.begin = t * block < job.rows ? t * block : job.rows;
+        part.end = (t + 1) * block < job.rows ? (t + 1) * block : job.rows;
+        run_rows(&part, want_grad);
+    }
+#ifdef __AVX2__
+    _mm_sfence(); /* streamed stores are visible before the caller reads the buffer */
+#endif
+    return 0;
+}
+
+int lk_expand(int kind, int base, const float *x, float *out, int64_t rows, int64_t in_features,
+              int64_t num_functions, int64_t stride, const double *params, const float *table,
+              int threads) {
+    Job job = {kind, base, rows, in_features, num_functions, stride, x, out, NULL, params, table, 0, 0};
+    return run_parallel(job, 0, threads);
+}
+
+int lk_input_grad(int kind, int base, const float *x, const float *grad, float *grad_x, int64_t rows,
+                  int64_t in_features, int64_t num_functions, int64_t stride, const double *params,
+                  const float *table, int threads) {
+    Job job = {kind, base, rows, in_features, num_functions, stride, x, grad_x, grad, params, table, 0, 0};
+    return run_parallel(job, 1, threads);
+}
+
+int lk_cpu_has_avx2(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+/* An importable module too (setuptools builds it as one); the kernels are reached by ctypes. */
+#define LK_STRING(name) LK_STRING_(name)
+#define LK_STRING_(name) #name
+#define LK_INIT(name) LK_INIT_(name)
+#define LK_INIT_(name) PyInit_##name
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, LK_STRING(LK_MODULE),
+                                    "Fused CPU kernels of the KAN feature expansion.", -1, NULL,
+                                    NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC LK_INIT(LK_MODULE)(void) { return PyModule_Create(&module); }

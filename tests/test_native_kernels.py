@@ -1,0 +1,269 @@
+"""The C kernels of the CPU expansion (lightning_kan.native) against the eager torch path.
+
+Every family with a kernel, over its options, at random and at edge inputs (+-1e4, knots,
+exact zeros, NaN): the layer's output and input gradient with the kernels on must equal
+those with them off to float32 round-off. Plus the plumbing: thread counts, block tails,
+strided and batched inputs, base activations, trainable bases (no kernel), the reused
+feature buffers (never overwritten while anything holds them) and the switch.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import pytest
+import torch
+
+from lightning_kan import KANLinear, native
+from lightning_kan.layers import buffers
+from lightning_kan.layers.expansion import expand_features
+
+needs_kernels = pytest.mark.skipif(not native.available(), reason="C kernels not built")
+
+# (basis, options): every family's kernel and the options that change its formula
+CASES = [
+    ("bspline", {}),
+    ("bspline", {"spline_order": 1}),
+    ("bspline", {"spline_order": 2, "grid_size": 7}),
+    ("bspline", {"grid_size": 20}),
+    ("bspline", {"spline_order": 5, "grid_range": (-3.0, 2.0)}),
+    ("chebyshev", {}),
+    ("chebyshev", {"degree": 1}),
+    ("chebyshev", {"degree": 12}),
+    ("legendre", {}),
+    ("gram", {"degree": 5}),
+    ("jacobi", {}),
+    ("jacobi", {"alpha": -0.5, "beta": 2.0, "degree": 4}),
+    ("bernstein", {}),
+    ("bernstein", {"degree": 2}),
+    ("rbf", {}),
+    ("rbf", {"num_centers": 23}),
+    ("rswaf", {"width": 0.3}),
+    ("relukan", {}),
+    ("relukan", {"order": 2, "grid_size": 9}),
+    ("fourierkan", {}),
+    ("wavelet", {}),
+    ("wavelet", {"wavelet": "dog"}),
+    ("wavelet", {"wavelet": "morlet", "num_wavelets": 5}),
+]
+
+
+@pytest.fixture
+def kernels_on():
+    previous = native.set_enabled(True)
+    yield
+    native.set_enabled(previous)
+
+
+def _inputs(in_features: int, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    rows = [torch.randn(64, in_features, generator=generator) * 2]
+    edges = torch.tensor([1e4, -1e4, 0.0, 1.0, -1.0, 0.6, -0.2, 2.0, -2.0, 1e-30, 40.0, -3.0])
+    rows.append(edges.repeat(math.ceil(in_features / edges.numel()) + 1)[: 2 * in_features])
+    rows[-1] = rows[-1].view(2, in_features)
+    rows.append(torch.linspace(-1.5, 1.5, 13 * in_features).view(13, in_features))
+    return torch.cat(rows)
+
+
+def _layer_and_grads(layer: torch.nn.Module, x: torch.Tensor, enabled: bool):
+    native.set_enabled(enabled)
+    x = x.clone().requires_grad_()
+    y = layer(x)
+    weights = torch.randn(y.shape, generator=torch.Generator().manual_seed(1))
+    (y * weights).sum().backward()
+    return y.detach(), x.grad
+
+
+def _assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str) -> None:
+    scale = expected.abs().max().clamp_min(1.0)
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=3e-6 * scale, msg=what)
+
+
+@needs_kernels
+@pytest.mark.parametrize(("basis", "options"), CASES)
+@pytest.mark.parametrize("base", ["silu", "none"])
+def test_kernel_matches_the_eager_path(kernels_on, basis, options, base):
+    torch.manual_seed(0)
+    layer = KANLinear(7, 3, basis=basis, basis_kwargs=options, base_activation=base)
+    assert layer.basis.native_kernel() is not None
+    x = _inputs(7)
+    y_native, grad_native = _layer_and_grads(layer, x, True)
+    y_eager, grad_eager = _layer_and_grads(layer, x, False)
+    assert torch.isfinite(y_native).all() and torch.isfinite(grad_native).all()
+    _assert_close(y_native, y_eager, f"{basis} {options} output")
+    _assert_close(grad_native, grad_eager, f"{basis} {options} input gradient")
+
+
+@needs_kernels
+@pytest.mark.parametrize("base", ["silu", "tanh", "identity", "gelu", "none"])
+def test_base_activations_fused_or_not(kernels_on, base):
+    layer = KANLinear(5, 4, basis="chebyshev", base_activation=base)
+    x = _inputs(5, seed=3)
+    y_native, grad_native = _layer_and_grads(layer, x, True)
+    y_eager, grad_eager = _layer_and_grads(layer, x, False)
+    _assert_close(y_native, y_eager, "output")
+    _assert_close(grad_native, grad_eager, "input gradient")
+
+
+@needs_kernels
+def test_values_against_the_published_formulas(kernels_on):
+    """Kernel values against closed forms in float64 (not the eager code)."""
+    x = torch.linspace(-3, 3, 41).view(-1, 1)
+    cases = {
+        "chebyshev": lambda s: torch.cos(torch.arange(8) * torch.acos(torch.tanh(s))),
+        "fourierkan": lambda s: torch.cat(
+            [torch.cos(torch.arange(1, 6) * s), torch.sin(torch.arange(1, 6) * s)], -1
+        ),
+        "rbf": lambda s: torch.exp(-(((s - torch.linspace(-2, 2, 8)) / (4 / 7)) ** 2)),
+    }
+    for name, formula in cases.items():
+        layer = KANLinear(1, 1, basis=name, base_activation="none")
+        values = expand_features(x, layer.basis, None)
+        torch.testing.assert_close(values.double(), formula(x.double()), atol=2e-6, rtol=0)
+
+
+@needs_kernels
+def test_fourier_is_exact_at_large_inputs(kernels_on):
+    """One sincos and angle addition: cos(m x) of the float32 x to 1e-5 up to |x| = 1e3."""
+    x = torch.linspace(-1e3, 1e3, 997).view(-1, 1)
+    layer = KANLinear(1, 1, basis="fourierkan", base_activation="none")
+    values = expand_features(x, layer.basis, None).double()
+    m = torch.arange(1, 6, dtype=torch.float64)
+    exact = torch.cat([torch.cos(m * x.double()), torch.sin(m * x.double())], -1)
+    torch.testing.assert_close(values, exact, atol=1e-5, rtol=0)
+    far = expand_features(torch.tensor([[1e4], [-3e5]]), layer.basis, None)
+    assert torch.isfinite(far).all() and far.abs().max() <= 1.0 + 1e-6
+
+
+@needs_kernels
+def test_nan_inputs_give_nan_not_garbage(kernels_on):
+    for basis in ("bspline", "chebyshev", "rbf", "fourierkan", "relukan", "bernstein"):
+        layer = KANLinear(3, 2, basis=basis)
+        x = torch.tensor([[float("nan"), 0.5, -0.5]])
+        native.set_enabled(True)
+        y_native = layer(x)
+        native.set_enabled(False)
+        y_eager = layer(x)
+        assert torch.isnan(y_native).all() == torch.isnan(y_eager).all(), basis
+
+
+@needs_kernels
+@pytest.mark.parametrize("in_features", [1, 3, 31, 33, 70])
+def test_block_tails_threads_strides_and_batch_axes(kernels_on, in_features):
+    """Inputs not a multiple of the kernel's 32-lane blocks, 1 vs 2 threads, a transposed
+    input and leading batch axes all give the eager path's numbers."""
+    layer = KANLinear(in_features, 2, basis="bspline", basis_kwargs={"grid_size": 20})
+    x = torch.randn(in_features, 300).t() * 1.5  # strided
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        y_one, grad_one = _layer_and_grads(layer, x, True)
+        torch.set_num_threads(2)
+        y_two, grad_two = _layer_and_grads(layer, x, True)
+    finally:
+        torch.set_num_threads(threads)
+    y_eager, grad_eager = _layer_and_grads(layer, x, False)
+    assert torch.equal(y_one, y_two) and torch.equal(grad_one, grad_two)
+    _assert_close(y_one, y_eager, "output")
+    _assert_close(grad_one, grad_eager, "input gradient")
+    batched = x.reshape(3, 100, in_features)
+    native.set_enabled(True)
+    torch.testing.assert_close(layer(batched).reshape(300, 2), y_eager, rtol=1e-5, atol=1e-5)
+
+
+@needs_kernels
+def test_double_backward_and_float64_use_the_torch_path(kernels_on, monkeypatch):
+    """gPINN-style double backward needs a graph, float64 needs float64: no kernel call."""
+    calls = []
+    monkeypatch.setattr(native, "expand", lambda *a: calls.append(a))
+    monkeypatch.setattr(native, "input_grad", lambda *a: calls.append(a))
+    layer = KANLinear(2, 1, basis="chebyshev").double()
+    x = torch.rand(9, 2, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(layer(x).sum(), x, create_graph=True)
+    grad.sum().backward()
+    assert calls == []
+
+
+@needs_kernels
+def test_trainable_bases_have_no_kernel():
+    assert (
+        KANLinear(3, 2, basis="rswaf", basis_kwargs={"trainable_width": True}).basis.native_kernel()
+        is None
+    )
+    assert (
+        KANLinear(3, 2, basis="wavelet", basis_kwargs={"trainable": True}).basis.native_kernel()
+        is None
+    )
+    assert (
+        KANLinear(3, 2, basis="relukan", basis_kwargs={"trainable": True}).basis.native_kernel()
+        is None
+    )
+    assert (
+        KANLinear(3, 2, basis="gram", basis_kwargs={"trainable_beta": True}).basis.native_kernel()
+        is None
+    )
+    assert (
+        KANLinear(
+            3, 2, basis="legendre", basis_kwargs={"normalization": "minmax"}
+        ).basis.native_kernel()
+        is None
+    )
+    layer = KANLinear(3, 2, basis="bspline")
+    layer.basis.set_knots(torch.linspace(-2, 2, 12).pow(3).expand(3, -1).clone())
+    assert layer.basis.native_kernel() is None  # non-uniform knots: de Boor in torch
+
+
+def test_kernels_are_built_where_a_compiler_exists():
+    """`pip install` builds them when a C compiler is present (CI's machines have one)."""
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler on this machine")
+    assert native._LIBRARY is not None, "lightning_kan/native/_kernels*.so was not built"
+
+
+def test_switching_on_without_the_library_says_why(monkeypatch):
+    monkeypatch.setattr(native, "_LIBRARY", None)
+    with pytest.raises(RuntimeError, match="not available in this install"):
+        native.set_enabled(True)
+
+
+# ------------------------------------------------------------------ reused buffers
+def test_a_buffer_in_use_is_never_reused():
+    """Two forwards before one backward (gradient accumulation, a shared layer): the
+    first graph's features must survive the second forward."""
+    torch.manual_seed(0)
+    layer = KANLinear(300, 8, basis="chebyshev")  # 1200 x 2700 floats: above MIN_BYTES
+    first, second = torch.rand(1200, 300), torch.rand(1200, 300)
+    reference = KANLinear(300, 8, basis="chebyshev")
+    reference.load_state_dict(layer.state_dict())
+    (layer(first).square().sum() + layer(second).square().sum()).backward()
+    for batch in (first, second):  # one graph at a time
+        buffers.release_feature_buffers()
+        reference(batch).square().sum().backward()
+    for got, want in zip(layer.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(got.grad, want.grad, rtol=1e-5, atol=1e-4)
+
+
+def test_a_free_buffer_is_reused_and_a_held_one_is_not():
+    layer = KANLinear(300, 8, basis="chebyshev")
+    x = torch.rand(1200, 300)
+    buffers.release_feature_buffers()
+    with torch.no_grad():
+        held = expand_features(x, layer.basis, layer.activation)
+        kept = held.clone()
+        other = expand_features(torch.rand(1200, 300), layer.basis, layer.activation)
+        assert other.data_ptr() != held.data_ptr()  # held by the caller: not reused
+        torch.testing.assert_close(held, kept, rtol=0, atol=0)
+        pointer = other.data_ptr()
+        del other
+        again = expand_features(x, layer.basis, layer.activation)
+        assert again.data_ptr() == pointer  # free: reused
+        torch.testing.assert_close(again, kept, rtol=0, atol=0)
+
+
+def test_small_buffers_are_not_pooled():
+    layer = KANLinear(4, 2)
+    buffers.release_feature_buffers()
+    with torch.no_grad():
+        expand_features(torch.rand(8, 4), layer.basis, layer.activation)
+    assert layer.basis not in buffers._pools
