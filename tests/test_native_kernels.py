@@ -186,29 +186,22 @@ def test_double_backward_and_float64_use_the_torch_path(kernels_on, monkeypatch)
 
 
 @needs_kernels
-def test_trainable_bases_have_no_kernel():
-    assert (
-        KANLinear(3, 2, basis="rswaf", basis_kwargs={"trainable_width": True}).basis.native_kernel()
-        is None
-    )
-    assert (
-        KANLinear(3, 2, basis="wavelet", basis_kwargs={"trainable": True}).basis.native_kernel()
-        is None
-    )
-    assert (
-        KANLinear(3, 2, basis="relukan", basis_kwargs={"trainable": True}).basis.native_kernel()
-        is None
-    )
-    assert (
-        KANLinear(3, 2, basis="gram", basis_kwargs={"trainable_beta": True}).basis.native_kernel()
-        is None
-    )
-    assert (
-        KANLinear(
-            3, 2, basis="legendre", basis_kwargs={"normalization": "minmax"}
-        ).basis.native_kernel()
-        is None
-    )
+@pytest.mark.parametrize(
+    ("basis", "options"),
+    [
+        ("rswaf", {"trainable_width": True}),
+        ("wavelet", {"trainable": True}),
+        ("relukan", {"trainable": True}),
+        ("gram", {"trainable_beta": True}),
+        ("legendre", {"normalization": "minmax"}),
+        ("bspline", {"spline_order": 0}),
+    ],
+)
+def test_trainable_and_coupled_bases_have_no_kernel(basis, options):
+    assert KANLinear(3, 2, basis=basis, basis_kwargs=options).basis.native_kernel() is None
+
+
+def test_a_non_uniform_bspline_grid_has_no_kernel():
     layer = KANLinear(3, 2, basis="bspline")
     layer.basis.set_knots(torch.linspace(-2, 2, 12).pow(3).expand(3, -1).clone())
     assert layer.basis.native_kernel() is None  # non-uniform knots: de Boor in torch

@@ -253,7 +253,7 @@ class BSplineBasis(Basis):
         """Uniform knots only (a non-uniform grid keeps de Boor's scheme in torch): the C
         kernel evaluates :meth:`forward`'s branch-free truncated powers (orders >= 2) or
         the local polynomials of :meth:`expand_into` (orders 0, 1)."""
-        if not self._is_uniform:
+        if not self._is_uniform or self.spline_order == 0:  # order 0: steps, left to torch
             return None
         k = self.spline_order
         table = torch.cat(
