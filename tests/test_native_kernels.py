@@ -173,6 +173,20 @@ def test_block_tails_threads_strides_and_batch_axes(kernels_on, in_features):
 
 
 @needs_kernels
+@pytest.mark.parametrize(
+    ("basis", "options"), [("bspline", {"grid_size": 80}), ("fourierkan", {"grid_size": 40})]
+)
+def test_more_functions_than_a_kernel_holds_take_the_torch_path(kernels_on, basis, options):
+    """K > native.MAX_FUNCTIONS (a refined pykan grid reaches G = 100): no kernel call."""
+    layer = KANLinear(4, 2, basis=basis, basis_kwargs=options)
+    assert layer.basis.num_functions > native.MAX_FUNCTIONS
+    x = _inputs(4)
+    y_on, grad_on = _layer_and_grads(layer, x, True)
+    y_off, grad_off = _layer_and_grads(layer, x, False)
+    assert torch.equal(y_on, y_off) and torch.equal(grad_on, grad_off)
+
+
+@needs_kernels
 def test_double_backward_and_float64_use_the_torch_path(kernels_on, monkeypatch):
     """gPINN-style double backward needs a graph, float64 needs float64: no kernel call."""
     calls = []

@@ -74,13 +74,15 @@ def _chunk_rows(row_values: int) -> int:
 class _FusedExpansion(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, basis, activation, compiled):
+        # the C kernel (if any) is looked up once: the backward reuses the forward's
+        kernel = _native_kernel(x, basis)
         with torch.autocast(x.device.type, enabled=False):
             if compiled:
                 out = _compiled_expansion(type(basis))(x, basis, activation)
             else:
-                out = _eager_expansion(x, basis, activation)
+                out = _eager_expansion(x, basis, activation, kernel)
         ctx.save_for_backward(x)
-        ctx.basis, ctx.activation = basis, activation
+        ctx.basis, ctx.activation, ctx.kernel = basis, activation, kernel
         return out
 
     @staticmethod
@@ -91,7 +93,7 @@ class _FusedExpansion(torch.autograd.Function):
         basis, activation = ctx.basis, ctx.activation
         num_values = x.shape[-1] * basis.num_functions
         grad_values = grad_out[..., :num_values].unflatten(-1, (x.shape[-1], -1))
-        kernel = None if torch.is_grad_enabled() else _native_kernel(x, basis)
+        kernel = None if torch.is_grad_enabled() else ctx.kernel
         base = native_base_code(activation)
         if kernel is not None:  # one C pass over the buffer's gradient (and the base's)
             rows = x.reshape(-1, x.shape[-1])
@@ -108,21 +110,27 @@ class _FusedExpansion(torch.autograd.Function):
 
 
 def _native_kernel(x: torch.Tensor, basis: Basis) -> native.NativeKernel | None:
-    """The basis' C kernel when one applies to ``x`` (float32 on the CPU), else None."""
-    return basis.native_kernel() if native.usable(x) else None
+    """The basis' C kernel when one applies to ``x`` (float32 on the CPU, at most
+    ``native.MAX_FUNCTIONS`` functions), else None."""
+    if not native.usable(x) or basis.num_functions > native.MAX_FUNCTIONS:
+        return None
+    return basis.native_kernel()
 
 
 def _eager_expansion(
-    x: torch.Tensor, basis: Basis, activation: BaseActivation | None
+    x: torch.Tensor,
+    basis: Basis,
+    activation: BaseActivation | None,
+    kernel: native.NativeKernel | None,
 ) -> torch.Tensor:
-    """The fused expansion without a compiler: ``basis.expand_into`` (and the base
-    branch) into one uninitialised buffer, in row chunks of about ``CHUNK_VALUES``."""
+    """The fused expansion without a compiler: the basis' C ``kernel`` in one pass, or
+    ``basis.expand_into`` (and the base branch) into one uninitialised buffer in row
+    chunks of about ``CHUNK_VALUES``."""
     in_features = x.shape[-1]
     num_values = in_features * basis.num_functions
     width = num_values + (0 if activation is None else in_features)
     out = feature_buffer(basis, (*x.shape[:-1], width), x)
     rows, flat_out = x.reshape(-1, in_features), out.view(-1, width)
-    kernel = _native_kernel(x, basis)
     if kernel is not None:  # every value written once, in one C pass
         base = native_base_code(activation)
         native.expand(kernel, rows, flat_out, basis.num_functions, base or 0)

@@ -24,7 +24,15 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["NativeKernel", "available", "expand", "input_grad", "set_enabled", "usable"]
+__all__ = [
+    "MAX_FUNCTIONS",
+    "NativeKernel",
+    "available",
+    "expand",
+    "input_grad",
+    "set_enabled",
+    "usable",
+]
 
 #: formula codes of ``_kernels.c``
 KINDS = {
@@ -39,6 +47,9 @@ KINDS = {
 }
 #: base-activation codes of ``_kernels.c`` (0: no base columns written by the kernel)
 BASE_CODES = {"silu": 1, "identity": 2, "tanh": 3}
+#: the most functions per input a kernel evaluates (``MAX_K`` in ``_kernels.c``); a basis
+#: with more takes the torch path
+MAX_FUNCTIONS = 64
 #: below this many values a call runs on one thread (starting threads costs ~20 us)
 _PARALLEL_VALUES = 1 << 15
 
