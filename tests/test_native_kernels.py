@@ -90,10 +90,20 @@ def _assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str) -> No
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=3e-6 * scale, msg=what)
 
 
+@pytest.fixture(params=native.BUILDS)
+def build(request, monkeypatch):
+    """Each kernel build (AVX-512, AVX2, baseline) this CPU runs, swapped in for the test."""
+    library = native.builds_for_this_cpu().get(request.param)
+    if library is None:
+        pytest.skip(f"{request.param} is not built or this CPU cannot run it")
+    monkeypatch.setattr(native, "_LIBRARY", library)
+    return request.param
+
+
 @needs_kernels
 @pytest.mark.parametrize(("basis", "options"), CASES)
 @pytest.mark.parametrize("base", ["silu", "none"])
-def test_kernel_matches_the_eager_path(kernels_on, basis, options, base):
+def test_kernel_matches_the_eager_path(kernels_on, build, basis, options, base):
     torch.manual_seed(0)
     layer = KANLinear(7, 3, basis=basis, basis_kwargs=options, base_activation=base)
     assert layer.basis.native_kernel() is not None
@@ -160,7 +170,7 @@ def test_nan_inputs_give_nan_not_garbage(kernels_on):
 
 @needs_kernels
 @pytest.mark.parametrize("in_features", [1, 3, 31, 33, 70])
-def test_block_tails_threads_strides_and_batch_axes(kernels_on, in_features):
+def test_block_tails_threads_strides_and_batch_axes(kernels_on, build, in_features):
     """Inputs not a multiple of the kernel's 32-lane blocks, 1 vs 2 threads, a transposed
     input and leading batch axes all give the eager path's numbers."""
     layer = KANLinear(in_features, 2, basis="bspline", basis_kwargs={"grid_size": 20})
@@ -238,6 +248,9 @@ def test_kernels_are_built_where_a_compiler_exists():
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("no C compiler on this machine")
     assert native._LIBRARY is not None, "lightning_kan/native/_kernels*.so was not built"
+    builds = native.builds_for_this_cpu()
+    widest = next(iter(builds.values()))
+    assert native._LIBRARY._name == widest._name, "the widest build this CPU runs is used"
 
 
 def test_switching_on_without_the_library_says_why(monkeypatch):

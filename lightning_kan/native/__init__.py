@@ -65,24 +65,18 @@ class NativeKernel:
     table: torch.Tensor | None = None
 
 
+#: the builds setup.py makes, widest instruction set first (all compute the same numbers)
+BUILDS = ("_kernels_avx512", "_kernels_avx2", "_kernels")
+
+
 def _open(module: str) -> ctypes.CDLL | None:
+    """Build ``module`` of :data:`BUILDS` with its signatures declared, or None if absent."""
     spec = importlib.util.find_spec(f"lightning_kan.native.{module}")
     if spec is None or spec.origin is None:
         return None
     try:
-        return ctypes.CDLL(spec.origin)
+        library = ctypes.CDLL(spec.origin)
     except OSError:
-        return None
-
-
-def _load() -> ctypes.CDLL | None:
-    """The AVX2 build where the CPU has AVX2 and FMA, else the baseline one, else None."""
-    if os.environ.get("LIGHTNING_KAN_NATIVE", "1") == "0":
-        return None
-    library = _open("_kernels")
-    if library is not None and library.lk_cpu_has_avx2():
-        library = _open("_kernels_avx2") or library
-    if library is None:
         return None
     pointer, size, integer = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     common = [size, size, size, size, pointer, pointer, integer]
@@ -90,6 +84,31 @@ def _load() -> ctypes.CDLL | None:
     library.lk_input_grad.argtypes = [integer, integer, pointer, pointer, pointer, *common]
     library.lk_expand.restype = library.lk_input_grad.restype = integer
     return library
+
+
+def builds_for_this_cpu() -> dict[str, ctypes.CDLL]:
+    """Every built kernel library this CPU can run, by module name, widest first."""
+    baseline = _open("_kernels")
+    if baseline is None:
+        return {}
+    runs = {
+        "_kernels_avx512": baseline.lk_cpu_has_avx512(),
+        "_kernels_avx2": baseline.lk_cpu_has_avx2(),
+        "_kernels": True,
+    }
+    found = {
+        module: _open(module) if module != "_kernels" else baseline
+        for module in BUILDS
+        if runs[module]
+    }
+    return {module: library for module, library in found.items() if library is not None}
+
+
+def _load() -> ctypes.CDLL | None:
+    """The widest build the CPU runs (AVX-512, AVX2 + FMA, baseline), else None."""
+    if os.environ.get("LIGHTNING_KAN_NATIVE", "1") == "0":
+        return None
+    return next(iter(builds_for_this_cpu().values()), None)
 
 
 _LIBRARY = _load()

@@ -21,8 +21,9 @@
 
 /* Every helper is inlined into the row loops, so each lane loop is one vectorised body. */
 #define LK_INLINE static inline __attribute__((always_inline))
-/* setup.py builds this file twice: `_kernels` for any x86-64 and `_kernels_avx2` with
- * -mavx2 -mfma (LK_MODULE names the module); lk_cpu_has_avx2 tells Python which to load. */
+/* setup.py builds this file up to three times: `_kernels` for any CPU, `_kernels_avx2`
+ * with -mavx2 -mfma and `_kernels_avx512` with AVX-512 too, whose lane loops run 16 wide
+ * (LK_MODULE names the module); lk_cpu_has_avx2/avx512 tell Python which to load. */
 #ifndef LK_MODULE
 #define LK_MODULE _kernels
 #endif
@@ -467,7 +468,10 @@ static void basis_rows(const Job *job, int want_grad) {
     /* Streaming (non-temporal) stores skip reading the lines they overwrite: for buffers
      * well past the caches they save a third of the memory traffic. Whole 8-float tiles
      * only, so K, the row stride and the buffer must be 32-byte aligned. */
-    const int stream = !want_grad && K % 8 == 0 && job->stride % 8 == 0 &&
+#ifndef LK_STREAM
+#define LK_STREAM 1
+#endif
+    const int stream = LK_STREAM && !want_grad && K % 8 == 0 && job->stride % 8 == 0 &&
                        ((uintptr_t)job->out & 31) == 0 && job->rows * job->stride > (1 << 22);
     for (int64_t row = job->begin; row < job->end; row++) {
         for (int64_t i0 = 0; i0 < I; i0 += L) {
@@ -574,6 +578,18 @@ int lk_cpu_has_avx2(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+/* The `_kernels_avx512` build's instruction sets (AVX-512 F, DQ, BW, VL on top of AVX2). */
+int lk_cpu_has_avx512(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    return lk_cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
 #else
     return 0;
 #endif
