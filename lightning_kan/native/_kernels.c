@@ -414,11 +414,10 @@ LK_INLINE void block_values(const Job *job, const Consts *c, const Block *b,
     }
 }
 
-/* B-spline input gradient of one block: only the k + 1 local slopes, read at j .. j+k. */
-LK_INLINE void bspline_grad(const Consts *c, const Block *b, const float *g, int64_t K,
-                                   int m, float *grad_x) {
-    float u[L], factor[L], acc[L];
-    int j[L];
+/* B-spline piece j (clamped to 0 .. G-1) of each lane's input, the offset u in it, and
+ * dt/dx inside the grid (0 outside, where the values are constant). NaN: j = 0, u NaN. */
+LK_INLINE void bspline_locate(const Consts *c, const Block *b, float u[L], int j[L],
+                              float factor[L]) {
     LANES {
         float x = b->x[l];
         float t = (x - b->lo[l]) / b->spacing[l];
@@ -428,8 +427,15 @@ LK_INLINE void bspline_grad(const Consts *c, const Block *b, const float *g, int
         jf = jf > c->G - 1.0f ? c->G - 1.0f : jf;
         u[l] = t - jf, j[l] = (int)jf;
         factor[l] = ((x >= b->lo[l] && x <= b->hi[l]) ? 1.0f : 0.0f) / b->spacing[l];
-        acc[l] = 0.0f;
     }
+}
+
+/* B-spline input gradient of one block: only the k + 1 local slopes, read at j .. j+k. */
+LK_INLINE void bspline_grad(const Consts *c, const Block *b, const float *g, int64_t K,
+                                   int m, float *grad_x) {
+    float u[L], factor[L], acc[L] = {0};
+    int j[L];
+    bspline_locate(c, b, u, j, factor);
     for (int slot = 0; slot <= c->k && c->k > 0; slot++) {
         float gl[L];
         for (int l = 0; l < m; l++) gl[l] = g[l * K + j[l] + slot];
@@ -445,8 +451,21 @@ LK_INLINE void bspline_grad(const Consts *c, const Block *b, const float *g, int
 
 /* Gather block (row, i0 .. i0+m) of x and of the per-input tables; lanes past m repeat
  * the last input (their results are not stored). */
-static void load_block(const Job *job, int64_t row, int64_t i0, int m, Block *b) {
+LK_INLINE void load_block(const Job *job, int64_t row, int64_t i0, int m, Block *b) {
     const int64_t I = job->in_features, K = job->num_functions;
+    if (m == L) { /* a whole block: contiguous copies (vector moves), not per-lane gathers */
+        memcpy(b->x, job->x + row * I + i0, sizeof b->x);
+        if (job->kind == BSPLINE) {
+            memcpy(b->lo, job->table + i0, sizeof b->lo);
+            memcpy(b->spacing, job->table + I + i0, sizeof b->spacing);
+            memcpy(b->hi, job->table + 2 * I + i0, sizeof b->hi);
+        } else if (job->kind == RELU || job->kind == WAVELET) {
+            for (int t = 0; t < 2; t++)
+                for (int64_t n = 0; n < K; n++)
+                    memcpy(b->tab[t][n], job->table + (t * K + n) * I + i0, sizeof b->tab[t][n]);
+        }
+        return;
+    }
     for (int l = 0; l < L; l++) {
         int64_t i = i0 + (l < m ? l : m - 1);
         b->x[l] = job->x[row * I + i];
@@ -459,6 +478,109 @@ static void load_block(const Job *job, int64_t row, int64_t i0, int m, Block *b)
     }
 }
 
+#ifdef __AVX2__
+LK_INLINE float sum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+/* One input's chunk q of piece p's values (or slopes): Horner in u over `degree + 1`
+ * coefficient vectors `width` floats apart. `degree` is a constant at every call. */
+LK_INLINE __m256 bspline_chunk(const float *p, __m256 u, int64_t width, int q, const int degree) {
+    __m256 value = _mm256_load_ps(p + degree * width + 8 * q);
+    for (int e = degree - 1; e >= 0; e--)
+        value = _mm256_fmadd_ps(value, u, _mm256_load_ps(p + e * width + 8 * q));
+    return value;
+}
+
+/* bspline_rows' loop over rows and inputs; `degree`, `want_grad` and `stream` are constants
+ * at each call, so every combination compiles to its own loop with no inner branches. */
+LK_INLINE void bspline_row_loop(const Job *job, const Consts *c, const float *piece,
+                                const int degree, const int want_grad, const int stream) {
+    const int64_t I = job->in_features, K = job->num_functions, stride = job->stride;
+    const int chunks = (int)((K + 7) / 8), tail = (int)(K - 8 * (chunks - 1));
+    const int64_t width = (int64_t)chunks * 8, per_piece = (degree + 1) * width;
+    /* the last chunk's lanes inside the row: that chunk is stored and loaded masked */
+    const __m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32(tail),
+                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    float *restrict out = job->out;
+    const float *restrict grad = job->grad;
+    Block b;
+    float u[L], factor[L];
+    int j[L];
+    for (int64_t row = job->begin; row < job->end; row++)
+        for (int64_t i0 = 0; i0 < I; i0 += L) {
+            const int m = I - i0 < L ? (int)(I - i0) : L;
+            load_block(job, row, i0, m, &b);
+            bspline_locate(c, &b, u, j, factor);
+            for (int l = 0; l < m; l++) {
+                const __m256 ul = _mm256_set1_ps(u[l]);
+                const float *p = piece + j[l] * per_piece;
+                const int64_t at = row * stride + (i0 + l) * K;
+                if (want_grad) {
+                    __m256 total = _mm256_setzero_ps();
+                    for (int q = 0; q < chunks - 1; q++)
+                        total = _mm256_fmadd_ps(bspline_chunk(p, ul, width, q, degree),
+                                                _mm256_loadu_ps(grad + at + 8 * q), total);
+                    const float *g = grad + at + 8 * (chunks - 1);
+                    __m256 gq = tail < 8 ? _mm256_maskload_ps(g, last) : _mm256_loadu_ps(g);
+                    total = _mm256_fmadd_ps(bspline_chunk(p, ul, width, chunks - 1, degree), gq, total);
+                    out[row * I + i0 + l] = sum8(total) * factor[l];
+                    continue;
+                }
+                for (int q = 0; q < chunks; q++) {
+                    __m256 value = bspline_chunk(p, ul, width, q, degree);
+                    float *o = out + at + 8 * q;
+                    if (stream) /* K % 8 == 0: no tail */
+                        _mm256_stream_ps(o, value);
+                    else if (q == chunks - 1 && tail < 8)
+                        _mm256_maskstore_ps(o, last, value);
+                    else
+                        _mm256_storeu_ps(o, value);
+                }
+            }
+        }
+}
+
+/* B-spline, AVX2 builds: each input's row of K values is computed in place, in 8-column
+ * chunks. piece[j][e][chunk] holds the u^e coefficients of piece j's k + 1 local
+ * polynomials at their columns j .. j+k (zeros elsewhere), so one chunk is a Horner scheme
+ * of vectors in u: no transposes, no scatter, no per-function work (at K = 8, 1.4x faster
+ * than the truncated powers below, with AVX-512). want_grad 1: the slopes' Horner scheme
+ * times the gradient's chunk, summed. Returns 0 if the table cannot be allocated. */
+static int bspline_rows(const Job *job, const Consts *c, int want_grad, int stream) {
+    const int64_t K = job->num_functions;
+    const int k = c->k, G = (int)c->G, degree = k - want_grad;
+    const int64_t width = (K + 7) / 8 * 8, per_piece = (degree + 1) * width;
+    float *piece = aligned_alloc(32, sizeof(float) * (size_t)(G * per_piece));
+    if (piece == NULL) return 0;
+    for (int j = 0; j < G; j++)
+        for (int e = 0; e <= degree; e++)
+            for (int column = 0; column < width; column++) {
+                int slot = column - j, local = slot >= 0 && slot <= k;
+                float value = local ? (want_grad ? c->D[e][slot] : c->M[e][slot]) : 0.0f;
+                piece[j * per_piece + e * width + column] = value;
+            }
+#define LK_DEGREE_CASE(D)                                                   \
+    case D:                                                                 \
+        if (want_grad)                                                      \
+            bspline_row_loop(job, c, piece, D, 1, 0);                       \
+        else if (stream)                                                    \
+            bspline_row_loop(job, c, piece, D, 0, 1);                       \
+        else                                                                \
+            bspline_row_loop(job, c, piece, D, 0, 0);                       \
+        break;
+    switch (degree) {
+        LK_DEGREE_CASE(0) LK_DEGREE_CASE(1) LK_DEGREE_CASE(2) LK_DEGREE_CASE(3)
+        LK_DEGREE_CASE(4) LK_DEGREE_CASE(5) LK_DEGREE_CASE(6) LK_DEGREE_CASE(7)
+    }
+#undef LK_DEGREE_CASE
+    free(piece);
+    return 1;
+}
+#endif
+
 static void basis_rows(const Job *job, int want_grad) {
     const int64_t I = job->in_features, K = job->num_functions;
     Consts c;
@@ -468,11 +590,11 @@ static void basis_rows(const Job *job, int want_grad) {
     /* Streaming (non-temporal) stores skip reading the lines they overwrite: for buffers
      * well past the caches they save a third of the memory traffic. Whole 8-float tiles
      * only, so K, the row stride and the buffer must be 32-byte aligned. */
-#ifndef LK_STREAM
-#define LK_STREAM 1
-#endif
-    const int stream = LK_STREAM && !want_grad && K % 8 == 0 && job->stride % 8 == 0 &&
+    const int stream = !want_grad && K % 8 == 0 && job->stride % 8 == 0 &&
                        ((uintptr_t)job->out & 31) == 0 && job->rows * job->stride > (1 << 22);
+#ifdef __AVX2__
+    if (job->kind == BSPLINE && bspline_rows(job, &c, want_grad, stream)) return;
+#endif
     for (int64_t row = job->begin; row < job->end; row++) {
         for (int64_t i0 = 0; i0 < I; i0 += L) {
             int m = I - i0 < L ? (int)(I - i0) : L;
