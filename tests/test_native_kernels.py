@@ -299,3 +299,42 @@ def test_small_buffers_are_not_pooled():
     with torch.no_grad():
         expand_features(torch.rand(8, 4), layer.basis, layer.activation)
     assert layer.basis not in buffers._pools
+
+
+def _unflushed_rbf(basis, x: torch.Tensor) -> torch.Tensor:
+    z = (x.double().unsqueeze(-1) - basis.centers.double()) / basis.width
+    return torch.exp(-z.square()).flatten(-2)
+
+
+def _unflushed_mexican_hat(basis, x: torch.Tensor) -> torch.Tensor:
+    t = (x.double().unsqueeze(-1) - basis.translation.double()) / basis.log_scale.double().exp()
+    hat = 2 / (math.sqrt(3) * math.pi**0.25) * (1 - t.square()) * torch.exp(-t.square() / 2)
+    return hat.flatten(-2)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+@pytest.mark.parametrize(
+    ("basis", "options", "unflushed"),
+    [("rbf", {"num_centers": 23}, _unflushed_rbf), ("wavelet", {}, _unflushed_mexican_hat)],
+)
+def test_gaussian_tails_are_flushed_not_subnormal(basis, options, unflushed, enabled):
+    """Far centres' tails are 0 or at least gaussian.FLUSH (so their products with the
+    weights stay normal numbers in the GEMMs), within FLUSH of the unflushed float64
+    formula, with the kernels on and off."""
+    from lightning_kan.bases import gaussian
+
+    built = native._LIBRARY is not None
+    if enabled and not built:
+        pytest.skip("C kernels not built")
+    layer = KANLinear(4, 2, basis=basis, basis_kwargs=options, base_activation="none")
+    x = torch.linspace(-30, 30, 4000).view(-1, 4)
+    previous = native.set_enabled(enabled) if built else False
+    try:
+        values = expand_features(x, layer.basis, None)
+    finally:
+        if built:
+            native.set_enabled(previous)
+    assert values[values != 0].abs().min() >= gaussian.FLUSH
+    assert (values == 0).any()  # the range reaches the flushed tails
+    exact = unflushed(layer.basis, x)
+    assert ((values.double() - exact).abs() <= gaussian.FLUSH + 1e-6 * exact.abs() + 1e-7).all()

@@ -17,6 +17,7 @@ from lightning_kan.bases.base import (
     register_basis,
 )
 from lightning_kan.bases.closed_form import ClosedFormBasis
+from lightning_kan.bases.gaussian import EXPONENT_MAX, FLUSH, gaussian, gaussian_
 from lightning_kan.native import NativeKernel
 
 __all__ = ["MORLET_FREQUENCY", "WAVELETS", "WaveletBasis"]
@@ -25,8 +26,9 @@ Wavelet = Literal["mexican_hat", "morlet", "dog"]
 WAVELETS = ("mexican_hat", "morlet", "dog")
 #: WavKAN's Morlet central frequency omega_0
 MORLET_FREQUENCY = 5.0
-#: ``|t|`` is clamped here: ``exp(-t^2 / 2)`` is exactly 0 in float64 beyond it, so the
-#: values are unchanged, and polynomials in ``t`` cannot overflow at any finite input
+#: ``|t|`` is clamped here, far past where the Gaussian factor is flushed to zero
+#: (``|t| > 9.4``, :mod:`~lightning_kan.bases.gaussian`), so the values are unchanged and
+#: polynomials in ``t`` cannot overflow at any finite input
 _T_MAX = 40.0
 _MEXICAN_HAT_NORM = 2.0 / (math.sqrt(3.0) * math.pi**0.25)
 
@@ -39,8 +41,8 @@ def wavelet_derivatives(t: torch.Tensor, wavelet: str, order: int) -> list[torch
       ``((t^2 - 1 - w^2) cos(w t) + 2 w t sin(w t)) g``;
     * ``dog``: ``-t g``, ``(t^2 - 1) g``, ``(3t - t^3) g``.
     """
-    gauss = torch.exp(-0.5 * t * t)
     t2 = t * t
+    gauss = gaussian(0.5 * t2)
     if wavelet == "mexican_hat":
         c = _MEXICAN_HAT_NORM
         terms = [lambda: c * (1 - t2), lambda: c * t * (t2 - 3), lambda: c * ((6 - t2) * t2 - 3)]
@@ -135,7 +137,10 @@ class WaveletBasis(ClosedFormBasis):
     def native_kernel(self) -> NativeKernel | None:
         if not self.is_parameter_free:  # trained scales and translations: plain autograd
             return None
-        constants = (WAVELETS.index(self.wavelet), _T_MAX, MORLET_FREQUENCY, _MEXICAN_HAT_NORM)
+        constants = (
+            WAVELETS.index(self.wavelet), _T_MAX, MORLET_FREQUENCY, _MEXICAN_HAT_NORM,
+            EXPONENT_MAX, FLUSH,
+        )  # fmt: skip
         inverse = torch.exp(-self.log_scale.float())
         table = torch.stack([self.translation.t(), inverse.t()])  # (2, K, I): inputs innermost
         return NativeKernel("wavelet", constants, table.flatten())
@@ -145,7 +150,7 @@ class WaveletBasis(ClosedFormBasis):
         (the Gaussian) instead of one per operation of :meth:`forward`."""
         t = torch.sub(x.unsqueeze(-1), self.translation.to(x.dtype), out=out)
         t.mul_(torch.exp(-self.log_scale.to(x.dtype))).clamp_(-_T_MAX, _T_MAX)
-        gauss = torch.mul(t, t).mul_(-0.5).exp_()
+        gauss = gaussian_(torch.mul(t, t).mul_(0.5))
         if self.wavelet == "mexican_hat":  # c (1 - t^2) g
             t.square_().neg_().add_(1.0).mul_(gauss).mul_(_MEXICAN_HAT_NORM)
         elif self.wavelet == "dog":  # -t g

@@ -56,6 +56,26 @@ LK_INLINE float exp_f(float x) {
     return x == x ? result : x;
 }
 
+/* e^x for x in [-87, 0] or NaN (callers clamp): exp_f without its range checks, for the
+ * Gaussian factors of the RBF and wavelet kernels. */
+LK_INLINE float exp_negative_f(float x) {
+    float z = rintf(1.44269504088896341f * x);
+    float r = x - z * 0.693359375f;
+    r = r - z * -2.12194440e-4f;
+    float p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r +
+                4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    union { int32_t i; float f; } scale = {((int32_t)(x == x ? z : 0.0f) + 127) << 23};
+    return x == x ? p * scale.f : x;
+}
+
+/* e^-a for a >= 0 clamped at `most` and flushed to 0 below `flush` (bases/gaussian.py:
+ * subnormal tails slow the exp and the layer's GEMMs); NaN stays NaN. */
+LK_INLINE float gaussian_f(float a, float most, float flush) {
+    float value = exp_negative_f(-(a > most ? most : a));
+    return value < flush ? 0.0f : value;
+}
+
 LK_INLINE float tanh_f(float x) {
     /* Cephes tanhf: an odd polynomial below |x| = 0.625, 1 - 2 / (e^{2|x|} + 1) above. */
     float a = fabsf(x);
@@ -138,7 +158,7 @@ static void unpack(const Job *job, Consts *c) {
                 c->offset[q] = (float)terms[1 + q], c->coef[q] = (float)terms[1 + c->terms + q];
         }
         break;
-    case RBF: /* w, clamp of z^2, threshold */
+    case RBF: /* w, the Gaussian's clamp (of z^2) and flush (bases/gaussian.py) */
         c->clamp = (float)p[1], c->threshold = (float)p[2];
         /* fall through */
     case RSWAF: /* w */
@@ -155,8 +175,10 @@ static void unpack(const Job *job, Consts *c) {
         for (int m = 0; m <= c->n; m++) c->binom[m] = (float)p[1 + m];
         for (int m = 0; m < c->n; m++) c->lower[m] = (float)p[2 + c->n + m];
         break;
-    case WAVELET: /* wavelet, T, Morlet's omega, the Mexican hat's norm */
+    case WAVELET: /* wavelet, T, Morlet's omega, the Mexican hat's norm, the Gaussian's
+                   * clamp (of t^2 / 2) and flush */
         c->wavelet = (int)p[0], c->limit = (float)p[1], c->omega = (float)p[2], c->norm = (float)p[3];
+        c->clamp = (float)p[4], c->threshold = (float)p[5];
         break;
     }
 }
@@ -315,14 +337,13 @@ LK_INLINE void block_values(const Job *job, const Consts *c, const Block *b,
         LANES for (int slot = 0; slot <= c->k; slot++) v[j[l] + slot][l] = p[slot][l];
         break;
     }
-    case RBF: { /* exp(-z^2), z = (x - c_n) w, clamped and flushed like bases/radial.py */
+    case RBF: { /* exp(-z^2), z = (x - c_n) w, clamped and flushed like bases/gaussian.py */
         const float *centers = job->table;
         for (int n = 0; n < K; n++)
             LANES {
-                float z = (b->x[l] - centers[n]) * c->w, z2 = z * z;
-                float value = exp_f(-(z2 > c->clamp ? c->clamp : z2));
-                float flushed = value > c->threshold ? value : (value == value ? 0.0f : value);
-                v[n][l] = want_grad ? -2.0f * z * value * c->w : flushed;
+                float z = (b->x[l] - centers[n]) * c->w;
+                float value = gaussian_f(z * z, c->clamp, c->threshold);
+                v[n][l] = want_grad ? -2.0f * z * value * c->w : value;
             }
         break;
     }
@@ -390,7 +411,7 @@ LK_INLINE void block_values(const Job *job, const Consts *c, const Block *b,
                 float inverse = b->tab[1][n][l];                                          \
                 float t = (b->x[l] - b->tab[0][n][l]) * inverse;                          \
                 t = t < -limit ? -limit : (t > limit ? limit : t);                        \
-                float t2 = t * t, gauss = exp_f(-0.5f * t2);                              \
+                float t2 = t * t, gauss = gaussian_f(0.5f * t2, c->clamp, c->threshold);  \
                 v[n][l] = want_grad ? (SLOPE) * inverse : (VALUE);                        \
             }
         if (c->wavelet == MEXICAN_HAT) {
@@ -403,7 +424,7 @@ LK_INLINE void block_values(const Job *job, const Consts *c, const Block *b,
                     float inverse = b->tab[1][n][l];
                     float t = (b->x[l] - b->tab[0][n][l]) * inverse, sw, cw;
                     t = t < -limit ? -limit : (t > limit ? limit : t);
-                    float gauss = exp_f(-0.5f * t * t);
+                    float gauss = gaussian_f(0.5f * t * t, c->clamp, c->threshold);
                     sincos_f(omega * t, &sw, &cw);
                     v[n][l] = want_grad ? -(omega * sw + t * cw) * gauss * inverse : cw * gauss;
                 }
