@@ -142,7 +142,8 @@ class RSWAFBasis(_CenteredBasis):
     def native_kernel(self) -> NativeKernel | None:
         if "inv_denominator" in self._parameters:  # a trained width: plain autograd
             return None
-        return NativeKernel("rswaf", (1.0 / self.width,), self.centers)
+        # the kernel evaluates sech^2 z = 4 e^{-2|z|} / (1 + e^{-2|z|})^2: one exp, no tanh
+        return NativeKernel("rswaf", (1.0 / self.width, EXPONENT_MAX, FLUSH), self.centers)
 
     @staticmethod
     def _profile(z: torch.Tensor, order: int) -> tuple[torch.Tensor, ...]:

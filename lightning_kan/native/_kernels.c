@@ -158,11 +158,9 @@ static void unpack(const Job *job, Consts *c) {
                 c->offset[q] = (float)terms[1 + q], c->coef[q] = (float)terms[1 + c->terms + q];
         }
         break;
-    case RBF: /* w, the Gaussian's clamp (of z^2) and flush (bases/gaussian.py) */
-        c->clamp = (float)p[1], c->threshold = (float)p[2];
-        /* fall through */
-    case RSWAF: /* w */
-        c->w = (float)p[0];
+    case RBF:   /* w, the Gaussian's clamp (of z^2) and flush (bases/gaussian.py) */
+    case RSWAF: /* w, the clamp (of 2|z|) and flush of e^{-2|z|} */
+        c->w = (float)p[0], c->clamp = (float)p[1], c->threshold = (float)p[2];
         break;
     case FOURIER: /* g */
         c->g = (int)p[0];
@@ -347,11 +345,14 @@ LK_INLINE void block_values(const Job *job, const Consts *c, const Block *b,
             }
         break;
     }
-    case RSWAF: { /* 1 - tanh(z)^2 */
+    case RSWAF: { /* 1 - tanh(z)^2 = sech^2 z = 4a / (1 + a)^2, a = e^{-2|z|}: one exp */
         const float *centers = job->table;
         for (int n = 0; n < K; n++)
             LANES {
-                float z = (b->x[l] - centers[n]) * c->w, t = tanh_f(z), value = 1.0f - t * t;
+                float z = (b->x[l] - centers[n]) * c->w;
+                float a = gaussian_f(2.0f * fabsf(z), c->clamp, c->threshold);
+                float inverse = 1.0f / (1.0f + a), value = 4.0f * a * inverse * inverse;
+                float t = copysignf((1.0f - a) * inverse, z); /* tanh z */
                 v[n][l] = want_grad ? -2.0f * t * value * c->w : value;
             }
         break;
