@@ -338,3 +338,33 @@ def test_gaussian_tails_are_flushed_not_subnormal(basis, options, unflushed, ena
     assert (values == 0).any()  # the range reaches the flushed tails
     exact = unflushed(layer.basis, x)
     assert ((values.double() - exact).abs() <= gaussian.FLUSH + 1e-6 * exact.abs() + 1e-7).all()
+
+
+@needs_kernels
+def test_the_cached_kernel_follows_grid_updates_loads_and_attributes(kernels_on):
+    """The kernel description is cached per basis and rebuilt when the basis changes:
+    an in-place grid update, a state dict load, a refined grid, a new width."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 3) * 2
+
+    def check(layer):
+        y_native, grad_native = _layer_and_grads(layer, x, True)
+        y_eager, grad_eager = _layer_and_grads(layer, x, False)
+        _assert_close(y_native, y_eager, "output")
+        _assert_close(grad_native, grad_eager, "input gradient")
+        native.set_enabled(True)
+
+    layer = KANLinear(3, 2, basis="bspline")
+    check(layer)
+    layer.update_grid(x * 0.5, grid_eps=1.0)  # uniform knots, in place on the same storage
+    check(layer)
+    other = KANLinear(3, 2, basis="bspline")
+    other.update_grid(x * 3, grid_eps=1.0)
+    layer.load_state_dict(other.state_dict())
+    check(layer)
+    layer.refine_grid(9)
+    check(layer)
+    rbf = KANLinear(3, 2, basis="rbf")
+    check(rbf)
+    rbf.basis.width = 0.3  # a plain attribute the kernel reads
+    check(rbf)

@@ -29,8 +29,10 @@ them (:func:`needs_plain_autograd`) the expansion is the basis' differentiable
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from functools import cache
+from weakref import WeakKeyDictionary
 
 import torch
 from torch.autograd import forward_ad
@@ -109,12 +111,38 @@ class _FusedExpansion(torch.autograd.Function):
         return grad_x, None, None, None
 
 
+#: each basis' last kernel description and the state it was built from: building one
+#: (knot tables, constants, their C arrays) took ~25 us, a sixth of a small layer's forward
+_KERNELS: WeakKeyDictionary[Basis, tuple[tuple, native.NativeKernel | None]] = WeakKeyDictionary()
+_PLAIN = (int, float, str, bool, tuple, type(None))
+
+
+def _kernel_state(basis: Basis) -> tuple:
+    """What :meth:`Basis.native_kernel` reads: the basis' tensors (storage, in-place
+    version, dtype, shape) and its plain attributes (orders, widths, options)."""
+    owners = basis.modules() if basis._modules else (basis,)
+    tensors = tuple(
+        (t.data_ptr(), t._version, t.dtype, t.shape)
+        for owner in owners
+        for t in itertools.chain(owner._buffers.values(), owner._parameters.values())
+        if t is not None
+    )
+    return tensors, tuple((k, v) for k, v in vars(basis).items() if isinstance(v, _PLAIN))
+
+
 def _native_kernel(x: torch.Tensor, basis: Basis) -> native.NativeKernel | None:
     """The basis' C kernel when one applies to ``x`` (float32 on the CPU, at most
-    ``native.MAX_FUNCTIONS`` functions), else None."""
+    ``native.MAX_FUNCTIONS`` functions), else None; rebuilt only when the basis changed
+    (a grid update, a state dict load, a device move, a new attribute value)."""
     if not native.usable(x) or basis.num_functions > native.MAX_FUNCTIONS:
         return None
-    return basis.native_kernel()
+    state = _kernel_state(basis)
+    cached = _KERNELS.get(basis)
+    if cached is not None and cached[0] == state:
+        return cached[1]
+    kernel = basis.native_kernel()
+    _KERNELS[basis] = (state, kernel)
+    return kernel
 
 
 def _eager_expansion(

@@ -21,6 +21,7 @@ import ctypes
 import importlib.util
 import os
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -63,6 +64,16 @@ class NativeKernel:
     kind: str
     params: tuple[float, ...]
     table: torch.Tensor | None = None
+
+    @cached_property
+    def call_arguments(self) -> tuple[ctypes.Array, int | None, torch.Tensor | None]:
+        """``(params as a C double array, table pointer, the float32 table it points
+        into)``, built once per kernel description (the table is kept alive here)."""
+        params = (ctypes.c_double * max(len(self.params), 1))(*self.params)
+        table = self.table
+        if table is not None:
+            table = table.detach().to(torch.float32).contiguous()
+        return params, (table.data_ptr() if table is not None else None), table
 
 
 #: the builds setup.py makes, widest instruction set first (all compute the same numbers)
@@ -144,14 +155,6 @@ def _threads(values: int) -> int:
     return 1 if values < _PARALLEL_VALUES else torch.get_num_threads()
 
 
-def _arguments(kernel: NativeKernel) -> tuple[ctypes.Array, int | None, torch.Tensor | None]:
-    params = (ctypes.c_double * max(len(kernel.params), 1))(*kernel.params)
-    table = kernel.table
-    if table is not None:
-        table = table.detach().to(torch.float32).contiguous()
-    return params, (table.data_ptr() if table is not None else None), table
-
-
 def expand(
     kernel: NativeKernel, x: torch.Tensor, out: torch.Tensor, num_functions: int, base: int
 ) -> None:
@@ -162,7 +165,7 @@ def expand(
     if out.stride(1) != 1:
         raise ValueError(f"native.expand: out must be row-contiguous, got strides {out.stride()}")
     x = x.contiguous()
-    params, table_pointer, _keep = _arguments(kernel)
+    params, table_pointer, _ = kernel.call_arguments
     status = _LIBRARY.lk_expand(
         KINDS[kernel.kind], base, x.data_ptr(), out.data_ptr(), rows, in_features,
         num_functions, out.stride(0), params, table_pointer,
@@ -180,7 +183,7 @@ def input_grad(
     rows, in_features = x.shape
     x, grad = x.contiguous(), grad.contiguous()
     grad_x = torch.empty_like(x)
-    params, table_pointer, _keep = _arguments(kernel)
+    params, table_pointer, _ = kernel.call_arguments
     status = _LIBRARY.lk_input_grad(
         KINDS[kernel.kind], base, x.data_ptr(), grad.data_ptr(), grad_x.data_ptr(), rows,
         in_features, num_functions, grad.stride(0), params, table_pointer,
