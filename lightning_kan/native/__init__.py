@@ -26,9 +26,11 @@ from functools import cached_property
 import torch
 
 __all__ = [
+    "BUILDS",
     "MAX_FUNCTIONS",
     "NativeKernel",
     "available",
+    "builds_for_this_cpu",
     "expand",
     "input_grad",
     "set_enabled",
