@@ -170,10 +170,20 @@ def test_nan_inputs_give_nan_not_garbage(kernels_on):
 
 @needs_kernels
 @pytest.mark.parametrize("in_features", [1, 3, 31, 33, 70])
-def test_block_tails_threads_strides_and_batch_axes(kernels_on, build, in_features):
-    """Inputs not a multiple of the kernel's 32-lane blocks, 1 vs 2 threads, a transposed
-    input and leading batch axes all give the eager path's numbers."""
-    layer = KANLinear(in_features, 2, basis="bspline", basis_kwargs={"grid_size": 20})
+@pytest.mark.parametrize(
+    ("basis", "options"),
+    [("bspline", {"grid_size": 20}), ("relukan", {}), ("wavelet", {}), ("chebyshev", {})],
+)
+def test_block_tails_threads_strides_and_batch_axes(kernels_on, build, in_features, basis, options):
+    """Inputs not a multiple of the kernel's 32-lane blocks (whole blocks read per-input
+    tables in place, partial ones from a copy), 1 vs 2 threads, a transposed input and
+    leading batch axes all give the eager path's numbers."""
+    layer = KANLinear(in_features, 2, basis=basis, basis_kwargs=options)
+    shift = torch.randn(in_features, 1, generator=torch.Generator().manual_seed(2)) * 0.3
+    with torch.no_grad():  # per-input tables that differ by input (knots, centres, edges)
+        for table in layer.basis.buffers():
+            if table.dim() == 2 and table.shape[0] == in_features and table.is_floating_point():
+                table.add_(shift)
     x = torch.randn(in_features, 300).t() * 1.5  # strided
     threads = torch.get_num_threads()
     try:

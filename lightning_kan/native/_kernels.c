@@ -189,9 +189,15 @@ static void unpack(const Job *job, Consts *c) {
 
 typedef struct {
     float x[L];
-    float tab[2][MAX_K][L]; /* per-function tables of these inputs */
+    /* per-function tables of these inputs: entry (t, n, lane) is tab_at[t][n * tab_stride
+     * + lane], read in place from the job's (2, K, I) table for a whole block, from the
+     * copy in `tab` for a partial one */
+    const float *tab_at[2];
+    int64_t tab_stride;
+    float tab[2][MAX_K][L];
     float lo[L], spacing[L], hi[L];
 } Block;
+#define TAB(b, t, n, l) ((b)->tab_at[t][(n) * (b)->tab_stride + (l)])
 
 #ifdef __AVX2__
 #include <immintrin.h>
@@ -376,7 +382,7 @@ LK_INLINE void block_values(const Job *job, const Consts *c, const Block *b,
     case RELU: { /* (r relu(x - a) relu(b - x))^2 */
         for (int n = 0; n < K; n++)
             LANES {
-                float a = b->tab[0][n][l], e = b->tab[1][n][l], x = b->x[l];
+                float a = TAB(b, 0, n, l), e = TAB(b, 1, n, l), x = b->x[l];
                 float rising = relu_f(x - a), falling = relu_f(e - x), product = rising * falling;
                 float slope = (x > a ? falling : 0.0f) - (x < e ? rising : 0.0f);
                 float scaled = product * c->r;
@@ -409,8 +415,8 @@ LK_INLINE void block_values(const Job *job, const Consts *c, const Block *b,
 #define WAVELET_LOOP(VALUE, SLOPE)                                                        \
         for (int n = 0; n < K; n++)                                                       \
             LANES {                                                                       \
-                float inverse = b->tab[1][n][l];                                          \
-                float t = (b->x[l] - b->tab[0][n][l]) * inverse;                          \
+                float inverse = TAB(b, 1, n, l);                                          \
+                float t = (b->x[l] - TAB(b, 0, n, l)) * inverse;                          \
                 t = t < -limit ? -limit : (t > limit ? limit : t);                        \
                 float t2 = t * t, gauss = gaussian_f(0.5f * t2, c->clamp, c->threshold);  \
                 v[n][l] = want_grad ? (SLOPE) * inverse : (VALUE);                        \
@@ -422,8 +428,8 @@ LK_INLINE void block_values(const Job *job, const Consts *c, const Block *b,
         } else {
             for (int n = 0; n < K; n++)
                 LANES {
-                    float inverse = b->tab[1][n][l];
-                    float t = (b->x[l] - b->tab[0][n][l]) * inverse, sw, cw;
+                    float inverse = TAB(b, 1, n, l);
+                    float t = (b->x[l] - TAB(b, 0, n, l)) * inverse, sw, cw;
                     t = t < -limit ? -limit : (t > limit ? limit : t);
                     float gauss = gaussian_f(0.5f * t * t, c->clamp, c->threshold);
                     sincos_f(omega * t, &sw, &cw);
@@ -481,13 +487,14 @@ LK_INLINE void load_block(const Job *job, int64_t row, int64_t i0, int m, Block 
             memcpy(b->lo, job->table + i0, sizeof b->lo);
             memcpy(b->spacing, job->table + I + i0, sizeof b->spacing);
             memcpy(b->hi, job->table + 2 * I + i0, sizeof b->hi);
-        } else if (job->kind == RELU || job->kind == WAVELET) {
-            for (int t = 0; t < 2; t++)
-                for (int64_t n = 0; n < K; n++)
-                    memcpy(b->tab[t][n], job->table + (t * K + n) * I + i0, sizeof b->tab[t][n]);
+        } else if (job->kind == RELU || job->kind == WAVELET) { /* read in place */
+            for (int t = 0; t < 2; t++) b->tab_at[t] = job->table + t * K * I + i0;
+            b->tab_stride = I;
         }
         return;
     }
+    for (int t = 0; t < 2; t++) b->tab_at[t] = &b->tab[t][0][0];
+    b->tab_stride = L;
     for (int l = 0; l < L; l++) {
         int64_t i = i0 + (l < m ? l : m - 1);
         b->x[l] = job->x[row * I + i];
