@@ -251,8 +251,9 @@ class BSplineBasis(Basis):
 
     def native_kernel(self) -> NativeKernel | None:
         """Uniform knots only (a non-uniform grid keeps de Boor's scheme in torch): the C
-        kernel evaluates :meth:`forward`'s branch-free truncated powers (orders >= 2) or
-        the local polynomials of :meth:`expand_into` (orders 0, 1)."""
+        kernel evaluates the local polynomials of :meth:`expand_into` (the AVX2 and
+        AVX-512 builds, and order 1 everywhere) or :meth:`forward`'s branch-free
+        truncated powers (the baseline build, orders >= 2)."""
         if not self._is_uniform or self.spline_order == 0:  # order 0: steps, left to torch
             return None
         k = self.spline_order

@@ -261,6 +261,22 @@ LK_INLINE void load_gradient(const float *g, float gl[MAX_K][L], int64_t K, int 
         for (int l = 0; l < L; l++) gl[n][l] = l < m ? g[l * K + n] : 0.0f;
 }
 
+/* B-spline piece j (clamped to 0 .. G-1) of each lane's input, the offset u in it, and
+ * dt/dx inside the grid (0 outside, where the values are constant). NaN: j = 0, u NaN. */
+LK_INLINE void bspline_locate(const Consts *c, const Block *b, float u[L], int j[L],
+                              float factor[L]) {
+    LANES {
+        float x = b->x[l];
+        float t = (x - b->lo[l]) / b->spacing[l];
+        t = t < 0.0f ? 0.0f : (t > c->G ? c->G : t);
+        float jf = floorf(t);
+        jf = jf == jf ? jf : 0.0f;
+        jf = jf > c->G - 1.0f ? c->G - 1.0f : jf;
+        u[l] = t - jf, j[l] = (int)jf;
+        factor[l] = ((x >= b->lo[l] && x <= b->hi[l]) ? 1.0f : 0.0f) / b->spacing[l];
+    }
+}
+
 /* The values (want_grad 0) or the slopes dphi/dx (want_grad 1) of L inputs: v[n][l].
  * B-spline slopes are left to bspline_grad (only k + 1 are non-zero). */
 LK_INLINE void block_values(const Job *job, const Consts *c, const Block *b,
@@ -321,16 +337,9 @@ LK_INLINE void block_values(const Job *job, const Consts *c, const Block *b,
             break;
         }
         /* orders 0 and 1: the local Horner polynomials placed at j .. j+k */
-        float u[L], p[8][L];
+        float u[L], factor[L], p[8][L];
         int j[L];
-        LANES {
-            float t = (b->x[l] - b->lo[l]) / b->spacing[l];
-            t = t < 0.0f ? 0.0f : (t > c->G ? c->G : t);
-            float jf = floorf(t);
-            jf = jf == jf ? jf : 0.0f;
-            jf = jf > c->G - 1.0f ? c->G - 1.0f : jf;
-            u[l] = t - jf, j[l] = (int)jf;
-        }
+        bspline_locate(c, b, u, j, factor);
         for (int slot = 0; slot <= c->k; slot++)
             LANES {
                 float value = c->M[c->k][slot];
@@ -439,22 +448,6 @@ LK_INLINE void block_values(const Job *job, const Consts *c, const Block *b,
 #undef WAVELET_LOOP
         break;
     }
-    }
-}
-
-/* B-spline piece j (clamped to 0 .. G-1) of each lane's input, the offset u in it, and
- * dt/dx inside the grid (0 outside, where the values are constant). NaN: j = 0, u NaN. */
-LK_INLINE void bspline_locate(const Consts *c, const Block *b, float u[L], int j[L],
-                              float factor[L]) {
-    LANES {
-        float x = b->x[l];
-        float t = (x - b->lo[l]) / b->spacing[l];
-        t = t < 0.0f ? 0.0f : (t > c->G ? c->G : t);
-        float jf = floorf(t);
-        jf = jf == jf ? jf : 0.0f;
-        jf = jf > c->G - 1.0f ? c->G - 1.0f : jf;
-        u[l] = t - jf, j[l] = (int)jf;
-        factor[l] = ((x >= b->lo[l] && x <= b->hi[l]) ? 1.0f : 0.0f) / b->spacing[l];
     }
 }
 
