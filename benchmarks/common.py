@@ -65,38 +65,54 @@ def time_case(case: Case, repeats: int) -> tuple[float, float]:
     return median_ms(forward_only, repeats), median_ms(lambda: training_step(case), repeats)
 
 
-def cuda_median_ms(fn: Callable[[], object], repeats: int) -> float:
-    """Median GPU time of ``fn`` in milliseconds, each call bracketed by CUDA events,
-    after three warm-up calls (which also compile and fill the caching allocator)."""
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    pairs = []
+def time_cases_interleaved(
+    cases: list[Case], repeats: int, device: str
+) -> list[tuple[float, float]]:
+    """(forward ms, training-step ms) of every case, medians of ``repeats`` rounds in
+    which each case runs in turn (an untimed call, then the timed one, so each case finds
+    its own data in cache as when timed alone), after three warm-up calls of each.
+
+    Interleaving is what makes the ratios to the floor (the first case) trustworthy on a
+    shared VM: a slow spell of the host slows every row of the round alike, where timing
+    the rows one after another charges it to whichever row was running (seen here: the
+    same floor 2.4 ms in one run, 4.2 ms in the next)."""
+    clock = _cuda_elapsed_ms if device == "cuda" else _wall_ms
+    steps = []
+    for case in cases:
+        _, x, forward = case
+
+        def forward_only(x: torch.Tensor = x, forward: Callable = forward) -> None:
+            with torch.no_grad():
+                forward(x)
+
+        steps.append((forward_only, lambda case=case: training_step(case)))
+    for forward_only, step in steps:
+        for _ in range(3):
+            forward_only()
+            step()
+    samples = [([], []) for _ in cases]
     for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        pairs.append((start, end))
-    torch.cuda.synchronize()  # one wait for every sample: no host sync between calls
-    return statistics.median(start.elapsed_time(end) for start, end in pairs)
+        for (forward_only, step), (forward_ms, step_ms) in zip(steps, samples, strict=True):
+            forward_only()  # untimed: the timed call finds its case's data in cache
+            forward_ms.append(clock(forward_only))
+            step()
+            step_ms.append(clock(step))
+    return [(statistics.median(f), statistics.median(s)) for f, s in samples]
 
 
-def time_case_on(case: Case, repeats: int, device: str) -> tuple[float, float]:
-    """(forward ms, training-step ms) of a case on ``device`` ("cpu": wall clock;
-    "cuda": CUDA events)."""
-    if device == "cpu":
-        return time_case(case, repeats)
-    _, x, forward = case
+def _wall_ms(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1e3
 
-    def forward_only() -> None:
-        with torch.no_grad():
-            forward(x)
 
-    return (
-        cuda_median_ms(forward_only, repeats),
-        cuda_median_ms(lambda: training_step(case), repeats),
-    )
+def _cuda_elapsed_ms(fn: Callable[[], object]) -> float:
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end)
 
 
 def cuda_peak_step_bytes(case: Case) -> int:

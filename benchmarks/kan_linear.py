@@ -19,8 +19,9 @@ For every shape ``batch x in -> out`` it prints one row per model:
   (benchmark-only dependencies; ``inkan.KANLayer`` with its defaults, compiled basis).
 
 Columns: forward time and training-step time (forward, backward, SGD update; median of
-``--repeats``), their ratios to the floor, the peak memory of one training step and,
-for KAN rows, its ratio to the minimum such a step needs: the basis matrix the
+``--repeats`` rounds that run every row of a shape once in turn, so a slow spell of a
+shared machine slows all rows alike), their ratios to the floor, the peak memory of one
+training step and, for KAN rows, its ratio to the minimum such a step needs: the basis matrix the
 backward uses plus the weight gradient, and with ``--input-grad`` the gradient of that
 matrix too (see ``common.py`` for how memory is measured).
 
@@ -45,7 +46,7 @@ from common import (
     measure_in_subprocess,
     parse_layer_benchmark_args,
     peak_step_bytes,
-    time_case_on,
+    time_cases_interleaved,
 )
 from torch import nn
 
@@ -223,12 +224,13 @@ def main() -> None:
     print(HEADER)
     print("-" * len(HEADER))
     for batch, fan_in, fan_out, k in shapes:
-        floor = None
         label = f"{batch}x{fan_in}->{fan_out}" + (f" K={k}" if k != FLOOR_K else "")
-        for kind in kinds:
-            case = make_case(kind, batch, fan_in, fan_out, args.input_grad, k, args.device)
-            times = time_case_on(case, args.repeats, args.device)
-            floor = floor or times
+        cases = [
+            make_case(kind, batch, fan_in, fan_out, args.input_grad, k, args.device)
+            for kind in kinds
+        ]
+        all_times = time_cases_interleaved(cases, args.repeats, args.device)
+        for kind, case, times in zip(kinds, cases, all_times, strict=True):
             peak = None
             if args.device == "cuda":
                 peak = None if args.no_memory else cuda_peak_step_bytes(case)
@@ -238,9 +240,9 @@ def main() -> None:
                 worker_args += ["--input-grad"] if args.input_grad else []
                 worker_args += ["--reuse-allocations"] if args.reuse_allocations else []
                 peak = measure_in_subprocess(__file__, worker_args, args.env)
-            del case
             minimum = minimum_step_bytes(kind, batch, fan_in, fan_out, args.input_grad, k)
-            print(format_row(label, kind, times, floor, peak, minimum), flush=True)
+            print(format_row(label, kind, times, all_times[0], peak, minimum), flush=True)
+        del cases
 
 
 def importable(module: str) -> bool:

@@ -220,6 +220,28 @@ LK_INLINE void transpose8(__m256 r[8]) {
         r[q + 4] = _mm256_permute2f128_ps(u[q], u[q + 4], 0x31);
     }
 }
+/* The first `tail` (< 8) floats of a chunk: AVX-512's masked moves where the build has
+ * them (AVX2's vmaskmovps store is microcoded on AMD's Zen cores), else vmaskmovps. */
+LK_INLINE void store_tail(float *o, __m256i lanes, int tail, __m256 value) {
+#ifdef __AVX512VL__
+    (void)lanes;
+    _mm256_mask_storeu_ps(o, (__mmask8)((1u << tail) - 1), value);
+#else
+    (void)tail;
+    _mm256_maskstore_ps(o, lanes, value);
+#endif
+}
+
+LK_INLINE __m256 load_tail(const float *g, __m256i lanes, int tail) {
+#ifdef __AVX512VL__
+    (void)lanes;
+    return _mm256_maskz_loadu_ps((__mmask8)((1u << tail) - 1), g);
+#else
+    (void)tail;
+    return _mm256_maskload_ps(g, lanes);
+#endif
+}
+
 #endif
 
 /* o[l*K + n] = v[n][l] for the first m lanes: whole 8 x 8 tiles transposed in registers
@@ -237,6 +259,20 @@ LK_INLINE void store_block(float v[MAX_K][L], float *o, int64_t K, int m, int st
             else
                 for (int l = 0; l < 8 && l0 + l < m; l++) _mm256_storeu_ps(o + (l0 + l) * K + n0, r[l]);
         }
+#ifdef __AVX512VL__
+    /* the last partial tile too: rows past K are read (v has MAX_K rows), not stored */
+    if (n0 < K && n0 + 8 <= MAX_K) {
+        const int tail = (int)(K - n0);
+        for (int l0 = 0; l0 < m; l0 += 8) {
+            __m256 r[8];
+            for (int q = 0; q < 8; q++) r[q] = _mm256_loadu_ps(v[n0 + q] + l0);
+            transpose8(r);
+            for (int l = 0; l < 8 && l0 + l < m; l++)
+                store_tail(o + (l0 + l) * K + n0, _mm256_setzero_si256(), tail, r[l]);
+        }
+        return;
+    }
+#endif
 #else
     (void)stream;
 #endif
@@ -256,6 +292,18 @@ LK_INLINE void load_gradient(const float *g, float gl[MAX_K][L], int64_t K, int 
                 transpose8(r);
                 for (int q = 0; q < 8; q++) _mm256_storeu_ps(gl[n0 + q] + l0, r[q]);
             }
+#ifdef __AVX512VL__
+    if (m == L && n0 < K && n0 + 8 <= MAX_K) { /* the partial tile: rows past K are zero */
+        const int tail = (int)(K - n0);
+        for (int l0 = 0; l0 < L; l0 += 8) {
+            __m256 r[8];
+            for (int q = 0; q < 8; q++) r[q] = load_tail(g + (l0 + q) * K + n0, _mm256_setzero_si256(), tail);
+            transpose8(r);
+            for (int q = 0; q < 8; q++) _mm256_storeu_ps(gl[n0 + q] + l0, r[q]);
+        }
+        return;
+    }
+#endif
 #endif
     for (int64_t n = n0; n < K; n++)
         for (int l = 0; l < L; l++) gl[n][l] = l < m ? g[l * K + n] : 0.0f;
@@ -546,7 +594,7 @@ LK_INLINE void bspline_row_loop(const Job *job, const Consts *c, const float *pi
                         total = _mm256_fmadd_ps(bspline_chunk(p, ul, width, q, degree),
                                                 _mm256_loadu_ps(grad + at + 8 * q), total);
                     const float *g = grad + at + 8 * (chunks - 1);
-                    __m256 gq = tail < 8 ? _mm256_maskload_ps(g, last) : _mm256_loadu_ps(g);
+                    __m256 gq = tail < 8 ? load_tail(g, last, tail) : _mm256_loadu_ps(g);
                     total = _mm256_fmadd_ps(bspline_chunk(p, ul, width, chunks - 1, degree), gq, total);
                     out[row * I + i0 + l] = sum8(total) * factor[l];
                     continue;
@@ -557,7 +605,7 @@ LK_INLINE void bspline_row_loop(const Job *job, const Consts *c, const float *pi
                     if (stream) /* K % 8 == 0: no tail */
                         _mm256_stream_ps(o, value);
                     else if (q == chunks - 1 && tail < 8)
-                        _mm256_maskstore_ps(o, last, value);
+                        store_tail(o, last, tail, value);
                     else
                         _mm256_storeu_ps(o, value);
                 }
