@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_kan.layers.split_linear import split_linear, split_linear_applies
+
 __all__ = [
     "Coefficients",
     "Dense",
@@ -192,3 +194,11 @@ class Dense(Coefficients):
 
     def tensors(self, layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
         return layer.weight, layer.base_weight
+
+    def linear(self, layer: nn.Module, features: torch.Tensor) -> torch.Tensor:
+        """Two GEMMs into one output where :func:`split_linear_applies` (no packed copy
+        of the weights, contiguous gradients), else the packed GEMM."""
+        weight, base_weight = layer.weight, layer.base_weight
+        if base_weight is not None and split_linear_applies(features, weight):
+            return split_linear(features, weight, base_weight, layer.bias)
+        return super().linear(layer, features)

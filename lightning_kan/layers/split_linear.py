@@ -1,0 +1,95 @@
+"""A dense KAN layer's contraction without packing its weight: two GEMMs into one output.
+
+    y = phi (N, I*K) @ weight.view(O, I*K)^T + b(x) (N, I) @ base_weight^T + bias
+
+The plain way, ``F.linear(features, cat([weight.view(O, I*K), base_weight]))``, copies both
+weights into a packed tensor every forward, and its backward slices the packed weight's
+gradient into two strided pieces that autograd copies again (a parameter's gradient must
+be contiguous like the parameter). Those copies run after the GEMMs have cycled the
+caches: at 512 x 64 -> 64, K = 23, one thread, they were about 3% of a training step
+(``benchmarks/README.md``). Here the forward accumulates two GEMMs into one output and
+the backward writes each weight's gradient straight into its own tensor, and the
+features' gradient (a layer inside a network) into the two column blocks of one buffer.
+
+:func:`split_linear_applies` says when it is used: CPU tensors of one dtype (float32, or
+float64 as in ``gradcheck``), no autocast, no ``torch.func``/tracing/compiling
+transform. Everywhere else layers keep the packed ``F.linear``. Under ``create_graph``
+(a double backward, as physics-informed losses need) the backward is built from
+differentiable operations.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lightning_kan.layers.expansion import needs_plain_autograd
+
+__all__ = ["split_linear", "split_linear_applies"]
+
+_DTYPES = (torch.float32, torch.float64)
+
+
+def split_linear_applies(features: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether :func:`split_linear` may contract ``features`` with ``weight``."""
+    return (
+        features.device.type == "cpu"
+        and weight.device.type == "cpu"
+        and features.dtype == weight.dtype
+        and features.dtype in _DTYPES
+        and not torch.is_autocast_enabled("cpu")
+        and not needs_plain_autograd()
+    )
+
+
+class _SplitLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, features, weight, base_weight, bias):
+        out_features, num_values = weight.shape[0], weight[0].numel()
+        rows = features.reshape(-1, features.shape[-1])
+        values, base = rows[:, :num_values], rows[:, num_values:]
+        flat_weight = weight.reshape(out_features, num_values)
+        if bias is None:
+            y = values.mm(flat_weight.t())
+        else:
+            y = torch.addmm(bias, values, flat_weight.t())
+        y.addmm_(base, base_weight.t())
+        ctx.save_for_backward(features, weight, base_weight)
+        ctx.has_bias = bias is not None
+        return y.view(*features.shape[:-1], out_features)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        features, weight, base_weight = ctx.saved_tensors
+        out_features, num_values = weight.shape[0], weight[0].numel()
+        rows = features.reshape(-1, features.shape[-1])
+        values, base = rows[:, :num_values], rows[:, num_values:]
+        flat_weight = weight.reshape(out_features, num_values)
+        grad = grad_y.reshape(-1, out_features)
+        need_features, need_weight, need_base, need_bias = ctx.needs_input_grad
+        grad_features = grad_weight = grad_base = grad_bias = None
+        if need_weight:
+            grad_weight = grad.t().mm(values).view_as(weight)
+        if need_base:
+            grad_base = grad.t().mm(base)
+        if need_bias and ctx.has_bias:
+            grad_bias = grad.sum(0)
+        if need_features:
+            if torch.is_grad_enabled():  # a double backward: differentiable operations
+                grad_rows = torch.cat([grad.mm(flat_weight), grad.mm(base_weight)], dim=-1)
+            else:  # each GEMM writes its column block (beta = 0: nothing is read first)
+                grad_rows = rows.new_empty(rows.shape)
+                grad_rows[:, :num_values].addmm_(grad, flat_weight, beta=0)
+                grad_rows[:, num_values:].addmm_(grad, base_weight, beta=0)
+            grad_features = grad_rows.view_as(features)
+        return grad_features, grad_weight, grad_base, grad_bias
+
+
+def split_linear(
+    features: torch.Tensor,
+    weight: torch.Tensor,
+    base_weight: torch.Tensor,
+    bias: torch.Tensor | None,
+) -> torch.Tensor:
+    """``(..., I*K + I) -> (..., O)``: ``features``' values times ``weight (O, I, K)``, its
+    base branch times ``base_weight (O, I)``, plus ``bias (O,)``; see the module notes."""
+    return _SplitLinear.apply(features, weight, base_weight, bias)
