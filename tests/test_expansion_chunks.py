@@ -101,3 +101,29 @@ def test_radial_input_grad_is_the_closed_form(name):
     x_in = x.clone().requires_grad_(True)
     (expected,) = torch.autograd.grad((basis(x_in) * grad_values).sum(), x_in)
     torch.testing.assert_close(basis.input_grad(x, grad_values), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["bspline", "rbf", "chebyshev", "wavelet"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_an_input_without_grad_takes_no_autograd_node_and_the_same_values(name, dtype):
+    """A first layer's expansion (``x`` needs no gradient) runs without the custom
+    function: same buffer as with it, no graph; under autocast still evaluated in fp32."""
+    torch.manual_seed(0)
+    basis = build_basis(name, IN_FEATURES)
+    x = (torch.rand(7, IN_FEATURES, dtype=dtype) * 4 - 2).to(dtype)
+    activation = KANLinear(IN_FEATURES, 2).activation
+    plain = expansion.expand_features(x, basis, activation)
+    graph = expansion.expand_features(x.clone().requires_grad_(), basis, activation)
+    assert plain.grad_fn is None and not plain.requires_grad
+    assert graph.grad_fn is not None
+    torch.testing.assert_close(plain, graph.detach(), rtol=0, atol=0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = expansion.expand_features(x, basis, activation)
+    assert under_autocast.dtype == dtype
+    torch.testing.assert_close(under_autocast, plain, rtol=0, atol=0)
+
+
+def test_autocast_enabled_reads_the_cpu_state():
+    assert not expansion.autocast_enabled("cpu")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert expansion.autocast_enabled("cpu")

@@ -44,6 +44,18 @@ class Basis(nn.Module):
             _check_positive_int("in_features", in_features)
         self.in_features = in_features
 
+    def __setattr__(self, name: str, value: object) -> None:
+        """Set an attribute and count the change (:attr:`attribute_version`)."""
+        super().__setattr__(name, value)
+        self.__dict__["_attribute_version"] = self.__dict__.get("_attribute_version", 0) + 1
+
+    @property
+    def attribute_version(self) -> int:
+        """How many attributes have been set on this basis: a cheap token that changes with
+        any setting (a width, an order, a new grid tensor), for caches of what the basis
+        computes from them (``layers.expansion``'s kernel cache)."""
+        return self.__dict__.get("_attribute_version", 0)
+
     def expand_into(self, x: torch.Tensor, out: torch.Tensor) -> None:
         """Write ``phi(x)`` (shape ``(..., I, K)``) into ``out``, whose contents are
         uninitialised (every element must be written); called under no_grad, on row
@@ -114,7 +126,10 @@ class Basis(nn.Module):
     @property
     def is_parameter_free(self) -> bool:
         """True when no parameter of the basis trains (layers may then fuse it)."""
-        return not any(p.requires_grad for p in self.parameters())
+        if self._modules:
+            return not any(p.requires_grad for p in self.parameters())
+        # own parameters only: the generic walk cost ~10 us per forward inside a step
+        return not any(p is not None and p.requires_grad for p in self._parameters.values())
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, num_functions={self.num_functions}"

@@ -42,7 +42,7 @@ from lightning_kan.bases.base import Basis
 from lightning_kan.layers.activations import BaseActivation, native_base_code
 from lightning_kan.layers.buffers import feature_buffer
 
-__all__ = ["expand_features", "needs_plain_autograd"]
+__all__ = ["autocast_enabled", "expand_features", "needs_plain_autograd"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -73,16 +73,50 @@ def _chunk_rows(row_values: int) -> int:
     return max(1, CHUNK_VALUES * torch.get_num_threads() // max(row_values, 1))
 
 
+def autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type`` (torch 2.3 takes no device argument)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4
+        if device_type == "cpu":
+            return torch.is_autocast_cpu_enabled()
+        return torch.is_autocast_enabled()
+
+
+def _fused_values(
+    x: torch.Tensor,
+    basis: Basis,
+    activation: BaseActivation | None,
+    compiled: bool,
+    kernel: native.NativeKernel | None,
+) -> torch.Tensor:
+    """The fused expansion's buffer, with autocast off (it would evaluate the basis in low
+    precision); the context is entered only when autocast is on, since inside a training
+    step every Python call around a small layer runs on cold caches."""
+    if autocast_enabled(x.device.type):
+        with torch.autocast(x.device.type, enabled=False):
+            return _fused_values(x, basis, activation, compiled, kernel)
+    if compiled:
+        return _compiled_expansion(type(basis))(x, basis, activation)
+    return _eager_expansion(x, basis, activation, kernel)
+
+
+def _fused(
+    x: torch.Tensor, basis: Basis, activation: BaseActivation | None, compiled: bool
+) -> torch.Tensor:
+    """The fused expansion; without an autograd node where ``x`` needs no gradient (a
+    network's first layer): the basis and the activation have no parameters to train."""
+    if not x.requires_grad:
+        return _fused_values(x, basis, activation, compiled, _native_kernel(x, basis))
+    return _FusedExpansion.apply(x, basis, activation, compiled)
+
+
 class _FusedExpansion(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, basis, activation, compiled):
         # the C kernel (if any) is looked up once: the backward reuses the forward's
         kernel = _native_kernel(x, basis)
-        with torch.autocast(x.device.type, enabled=False):
-            if compiled:
-                out = _compiled_expansion(type(basis))(x, basis, activation)
-            else:
-                out = _eager_expansion(x, basis, activation, kernel)
+        out = _fused_values(x, basis, activation, compiled, kernel)
         ctx.save_for_backward(x)
         ctx.basis, ctx.activation, ctx.kernel = basis, activation, kernel
         return out
@@ -114,12 +148,12 @@ class _FusedExpansion(torch.autograd.Function):
 #: each basis' last kernel description and the state it was built from: building one
 #: (knot tables, constants, their C arrays) took ~25 us, a sixth of a small layer's forward
 _KERNELS: WeakKeyDictionary[Basis, tuple[tuple, native.NativeKernel | None]] = WeakKeyDictionary()
-_PLAIN = (int, float, str, bool, tuple, type(None))
 
 
 def _kernel_state(basis: Basis) -> tuple:
     """What :meth:`Basis.native_kernel` reads: the basis' tensors (storage, in-place
-    version, dtype, shape) and its plain attributes (orders, widths, options)."""
+    version, dtype, shape) and its attributes (:attr:`Basis.attribute_version` counts
+    every setting; walking ``vars(basis)`` instead cost ~20 us per forward in a step)."""
     owners = basis.modules() if basis._modules else (basis,)
     tensors = tuple(
         (t.data_ptr(), t._version, t.dtype, t.shape)
@@ -127,7 +161,7 @@ def _kernel_state(basis: Basis) -> tuple:
         for t in itertools.chain(owner._buffers.values(), owner._parameters.values())
         if t is not None
     )
-    return tensors, tuple((k, v) for k, v in vars(basis).items() if isinstance(v, _PLAIN))
+    return tensors, basis.attribute_version
 
 
 def _native_kernel(x: torch.Tensor, basis: Basis) -> native.NativeKernel | None:
@@ -230,9 +264,9 @@ def expand_features(
         x = x.float()
     if basis.is_parameter_free and not needs_plain_autograd():
         if activation is None or activation.is_parameter_free:
-            return _FusedExpansion.apply(x, basis, activation, compiled)
+            return _fused(x, basis, activation, compiled)
         # a trained activation (nn.PReLU) runs outside the custom function to get gradients
-        values = _FusedExpansion.apply(x, basis, None, compiled)
+        values = _fused(x, basis, None, compiled)
         with torch.autocast(x.device.type, enabled=False):
             return torch.cat([values, activation(x)], dim=-1)
     with torch.autocast(x.device.type, enabled=False):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from lightning_kan.layers.expansion import needs_plain_autograd
+from lightning_kan.layers.expansion import autocast_enabled, needs_plain_autograd
 
 __all__ = ["split_linear", "split_linear_applies"]
 
@@ -36,7 +36,7 @@ def split_linear_applies(features: torch.Tensor, weight: torch.Tensor) -> bool:
         and weight.device.type == "cpu"
         and features.dtype == weight.dtype
         and features.dtype in _DTYPES
-        and not torch.is_autocast_enabled("cpu")
+        and not autocast_enabled("cpu")
         and not needs_plain_autograd()
     )
 
