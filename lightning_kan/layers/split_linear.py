@@ -41,13 +41,18 @@ def split_linear_applies(features: torch.Tensor, weight: torch.Tensor) -> bool:
     )
 
 
+def _blocks(features: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The value and base column blocks of ``features`` as rows (views of ``(N, I*K + I)``)
+    and ``weight`` as ``(O, I*K)``."""
+    num_values = weight[0].numel()
+    rows = features.reshape(-1, features.shape[-1])
+    return rows[:, :num_values], rows[:, num_values:], weight.reshape(len(weight), -1)
+
+
 class _SplitLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, features, weight, base_weight, bias):
-        out_features, num_values = weight.shape[0], weight[0].numel()
-        rows = features.reshape(-1, features.shape[-1])
-        values, base = rows[:, :num_values], rows[:, num_values:]
-        flat_weight = weight.reshape(out_features, num_values)
+        values, base, flat_weight = _blocks(features, weight)
         if bias is None:
             y = values.mm(flat_weight.t())
         else:
@@ -55,16 +60,14 @@ class _SplitLinear(torch.autograd.Function):
         y.addmm_(base, base_weight.t())
         ctx.save_for_backward(features, weight, base_weight)
         ctx.has_bias = bias is not None
-        return y.view(*features.shape[:-1], out_features)
+        return y.view(*features.shape[:-1], weight.shape[0])
 
     @staticmethod
     def backward(ctx, grad_y):
         features, weight, base_weight = ctx.saved_tensors
-        out_features, num_values = weight.shape[0], weight[0].numel()
-        rows = features.reshape(-1, features.shape[-1])
-        values, base = rows[:, :num_values], rows[:, num_values:]
-        flat_weight = weight.reshape(out_features, num_values)
-        grad = grad_y.reshape(-1, out_features)
+        values, base, flat_weight = _blocks(features, weight)
+        num_values = values.shape[1]
+        grad = grad_y.reshape(-1, weight.shape[0])
         need_features, need_weight, need_base, need_bias = ctx.needs_input_grad
         grad_features = grad_weight = grad_base = grad_bias = None
         if need_weight:
@@ -77,7 +80,7 @@ class _SplitLinear(torch.autograd.Function):
             if torch.is_grad_enabled():  # a double backward: differentiable operations
                 grad_rows = torch.cat([grad.mm(flat_weight), grad.mm(base_weight)], dim=-1)
             else:  # each GEMM writes its column block (beta = 0: nothing is read first)
-                grad_rows = rows.new_empty(rows.shape)
+                grad_rows = features.new_empty(values.shape[0], features.shape[-1])
                 grad_rows[:, :num_values].addmm_(grad, flat_weight, beta=0)
                 grad_rows[:, num_values:].addmm_(grad, base_weight, beta=0)
             grad_features = grad_rows.view_as(features)
