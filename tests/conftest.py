@@ -3,6 +3,8 @@ import sys
 import pytest
 import torch
 
+from lightning_kan import native
+
 
 @pytest.fixture
 def no_matplotlib(monkeypatch):
@@ -32,3 +34,13 @@ BASES = {
     "fourierkan": {"grid_size": 3},
     "relukan": {"grid_size": 4, "order": 2},
 }
+
+
+@pytest.fixture(params=native.BUILDS)
+def build(request, monkeypatch):
+    """Each C kernel build (AVX-512, AVX2, baseline) this CPU runs, swapped in for the test."""
+    library = native.builds_for_this_cpu().get(request.param)
+    if library is None:
+        pytest.skip(f"{request.param} is not built or this CPU cannot run it")
+    monkeypatch.setattr(native, "_LIBRARY", library)
+    return request.param

@@ -90,16 +90,6 @@ def _assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str) -> No
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=3e-6 * scale, msg=what)
 
 
-@pytest.fixture(params=native.BUILDS)
-def build(request, monkeypatch):
-    """Each kernel build (AVX-512, AVX2, baseline) this CPU runs, swapped in for the test."""
-    library = native.builds_for_this_cpu().get(request.param)
-    if library is None:
-        pytest.skip(f"{request.param} is not built or this CPU cannot run it")
-    monkeypatch.setattr(native, "_LIBRARY", library)
-    return request.param
-
-
 @needs_kernels
 @pytest.mark.parametrize(("basis", "options"), CASES)
 @pytest.mark.parametrize("base", ["silu", "none"])

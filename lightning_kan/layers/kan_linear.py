@@ -108,8 +108,10 @@ class KANLinear(KANLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
-        features = expand_features(x, self.basis, self.activation, self.compiled)
-        y = self.coefficients.linear(self, features)
+        y = self.coefficients.linear_from_inputs(self, x)
+        if y is None:
+            features = expand_features(x, self.basis, self.activation, self.compiled)
+            y = self.coefficients.linear(self, features)
         return y if self.symbolic is None else y + self.symbolic(x).to(y.dtype)
 
     def edge_activations(self, x: torch.Tensor) -> torch.Tensor:

@@ -34,6 +34,8 @@ __all__ = [
     "expand",
     "input_grad",
     "set_enabled",
+    "spline_linear",
+    "spline_linear_backward",
     "usable",
 ]
 
@@ -95,7 +97,11 @@ def _open(module: str) -> ctypes.CDLL | None:
     common = [size, size, size, size, pointer, pointer, integer]
     library.lk_expand.argtypes = [integer, integer, pointer, pointer, *common]
     library.lk_input_grad.argtypes = [integer, integer, pointer, pointer, pointer, *common]
+    library.lk_spline_linear.argtypes = [
+        integer, integer, *[pointer] * 9, size, size, size, size, pointer, pointer, integer,
+    ]  # fmt: skip
     library.lk_expand.restype = library.lk_input_grad.restype = integer
+    library.lk_spline_linear.restype = integer
     return library
 
 
@@ -194,3 +200,65 @@ def input_grad(
     if status:
         raise RuntimeError(f"lightning_kan native input_grad: invalid kernel {kernel!r}")
     return grad_x
+
+
+def _pointer(tensor: torch.Tensor | None) -> int | None:
+    return None if tensor is None else tensor.data_ptr()
+
+
+def spline_linear(
+    kernel: NativeKernel,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    base_weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    base: int,
+) -> torch.Tensor:
+    """``(rows, O)``: a dense layer's output from each input's ``k + 1`` local values of a
+    uniform B-spline ``kernel``, ``bias + sum_i (sum_n phi_n(x_i) weight[:, i, n] +
+    b(x_i) base_weight[:, i])``; ``x (rows, I)``, ``weight (O, I, K)``, ``base_weight
+    (O, I)`` (``None`` with ``base`` 0, else ``b``'s :data:`BASE_CODES` value), all
+    float32 and contiguous."""
+    y = x.new_empty(x.shape[0], weight.shape[0])
+    _spline_call(kernel, 0, base, x, weight, base_weight, None, bias, y, None, None, None)
+    return y
+
+
+def spline_linear_backward(
+    kernel: NativeKernel,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    base_weight: torch.Tensor | None,
+    base: int,
+    grad: torch.Tensor,
+    weight_grad: bool,
+    input_grad: bool,
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """:func:`spline_linear`'s gradients from ``grad (rows, O)``, each if asked:
+    ``(grad_weight (O, I, K), grad_base_weight (O, I) or None, grad_x (rows, I))``."""
+    grad_w = torch.empty_like(weight) if weight_grad else None
+    grad_wb = torch.empty_like(base_weight) if weight_grad and base_weight is not None else None
+    grad_x = torch.empty_like(x) if input_grad else None
+    if weight_grad or input_grad:
+        _spline_call(
+            kernel, 1, base, x, weight, base_weight, grad, None, None, grad_w, grad_wb, grad_x
+        )
+    return grad_w, grad_wb, grad_x
+
+
+def _spline_call(kernel, backward, base, x, w, wb, g, bias, y, grad_w, grad_wb, grad_x):
+    rows, in_features = x.shape
+    out_features, _, num_functions = w.shape
+    params, table_pointer, _ = kernel.call_arguments
+    status = _LIBRARY.lk_spline_linear(
+        backward, base, x.data_ptr(), w.data_ptr(), _pointer(wb), _pointer(g), _pointer(bias),
+        _pointer(y), _pointer(grad_w), _pointer(grad_wb), _pointer(grad_x), rows, in_features,
+        num_functions, out_features, params, table_pointer,
+        _threads(rows * in_features * out_features),
+    )  # fmt: skip
+    if status == -2:
+        raise MemoryError(
+            "lightning_kan native spline_linear: a thread's scratch was not allocated"
+        )
+    if status:
+        raise RuntimeError(f"lightning_kan native spline_linear: invalid call, kernel {kernel!r}")

@@ -753,6 +753,350 @@ static int run_parallel(Job job, int want_grad, int threads) {
     return 0;
 }
 
+/* ------------------------------------------------ local B-spline contraction */
+/* A dense KAN layer's output
+ *     y[r, o] = bias[o] + sum_i (sum_n phi_n(x[r, i]) W[o, i, n] + b(x[r, i]) Wb[o, i])
+ * needs only the k + 1 non-zero B-splines of each input: input i of row r adds rows
+ * j .. j+k of its coefficients (j: its knot interval), scaled by its local values, and its
+ * base row scaled by b(x). That is (k + 2) / (K + 1) of the dense GEMM's multiply-adds
+ * (5 of 24 at G = 20, k = 3), there is no (rows, I*K + I) feature buffer, and each pass
+ * recomputes the local values from x. The forward goes input block by input block (rows
+ * innermost): a block's coefficients are copied once into `rows` (tile-major, see
+ * tile_rows), which stays in L1 while the rows stream past:
+ *   forward   y (rows, O)                                         (rows split over threads)
+ *   backward  grad_w (O, I, K) and grad_base (O, I) (see spline_backward), and/or
+ *             grad_x (rows, I) = sum_n phi_n'(x) <g, W[:, i, n]> + b'(x) <g, Wb[:, i]>
+ *             (inputs split over threads: no two threads write one float)
+ * The outputs go in tiles of TILE floats, 4 vectors of 16 (GCC vector extensions: one
+ * zmm, two ymm or four xmm by build), the last tile zero-padded, so there are no scalar
+ * tails; `degree` and `base` are constants of each compiled loop. */
+/* 64-byte vectors in every build (the baseline and AVX2 builds split them): the helpers
+ * are always inlined, so GCC's -Wpsabi note about passing them by value does not apply */
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float Vec16 __attribute__((vector_size(64)));
+#define SPLINE_WIDTH 16 /* floats per vector */
+#define SPLINE_INPUTS 8 /* the most inputs per block */
+#define SPLINE_SLOTS 9  /* k + 1 <= 8 local values, then the base branch */
+
+LK_INLINE Vec16 vec_load(const float *p) {
+    Vec16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+LK_INLINE void vec_store(float *p, Vec16 v) { memcpy(p, &v, sizeof v); }
+
+typedef struct {
+    const double *params;
+    const float *x, *table;  /* x (rows, I); table: lo (I), spacing (I), hi (I) */
+    const float *w, *wb;     /* W (O, I, K); Wb (O, I) or NULL */
+    const float *g;          /* the output's gradient (rows, O) */
+    const float *bias;       /* forward: (O,) or NULL */
+    float *y, *grad_w, *grad_wb, *grad_x;
+    float *rows_buffer;      /* this thread's block: coefficient rows, then gradient rows */
+    int64_t rows, I, K, O, begin, end; /* begin/end: rows (forward) or inputs (backward) */
+    int64_t tiles;                     /* output tiles of TILE floats */
+    int64_t chunk;                     /* backward: rows per chunk */
+    int block, base;                   /* inputs per block; BASE_* code */
+} SplineJob;
+
+/* Interval j, values v (values 1) or slopes (values 0) at slots 0 .. degree of input i
+ * in rows b0 .. b0+m, and the base branch's value (or slope) in slot degree + 1; lanes
+ * past m repeat the last row. */
+LK_INLINE void spline_column(const SplineJob *s, const Consts *c, int64_t i, int64_t b0, int m,
+                             int j[L], float v[SPLINE_SLOTS][L], const int degree, const int values) {
+    Block b;
+    float u[L], factor[L];
+    for (int l = 0; l < L; l++) b.x[l] = s->x[(b0 + (l < m ? l : m - 1)) * s->I + i];
+    LANES b.lo[l] = s->table[i], b.spacing[l] = s->table[s->I + i], b.hi[l] = s->table[2 * s->I + i];
+    bspline_locate(c, &b, u, j, factor);
+    for (int slot = 0; slot <= degree; slot++)
+        LANES {
+            const int top = values ? degree : degree - 1;
+            float value = values ? c->M[top][slot] : c->D[top][slot];
+            for (int e = top - 1; e >= 0; e--) value = value * u[l] + (values ? c->M[e][slot] : c->D[e][slot]);
+            v[slot][l] = values ? value : value * factor[l];
+        }
+    float *base = v[degree + 1];
+    if (s->base == BASE_SILU)
+        LANES {
+            float x = b.x[l], sg = sigmoid_f(x);
+            base[l] = values ? x * sg : sg * (1.0f + x * (1.0f - sg));
+        }
+    else if (s->base == BASE_TANH)
+        LANES {
+            float t = tanh_f(b.x[l]);
+            base[l] = values ? t : 1.0f - t * t;
+        }
+    else if (s->base == BASE_IDENTITY)
+        LANES base[l] = values ? b.x[l] : 1.0f;
+}
+
+/* A block's coefficients in `rows`, tile-major: for input p of the block and output tile
+ * t (TILE outputs, the last one zero-padded), rows n = 0 .. K of TILE floats at
+ * rows + ((p * tiles + t) * (K + 1) + n) * TILE, row K the base branch. An input's
+ * k + 2 rows of one tile are then at constant offsets from one pointer. */
+#define TILE 64 /* outputs per tile: 4 vectors */
+
+LK_INLINE float *tile_rows(const SplineJob *s, float *rows, int p, int64_t t) {
+    return rows + (p * s->tiles + t) * (s->K + 1) * TILE;
+}
+
+/* Copy inputs i0 .. i0+inputs of W (and Wb) into `rows` (tile-major, see above). */
+static void gather_rows(const SplineJob *s, int64_t i0, int inputs) {
+    const int64_t I = s->I, K = s->K;
+    memset(s->rows_buffer, 0, sizeof(float) * (size_t)(inputs * s->tiles * (K + 1) * TILE));
+    for (int64_t o = 0; o < s->O; o++)
+        for (int p = 0; p < inputs; p++) {
+            float *r = tile_rows(s, s->rows_buffer, p, o / TILE) + o % TILE;
+            const float *w = s->w + (o * I + i0 + p) * K;
+            for (int64_t n = 0; n < K; n++) r[n * TILE] = w[n];
+            if (s->wb) r[K * TILE] = s->wb[o * I + i0 + p];
+        }
+}
+
+/* Write gradient rows (tile-major) into grad_w (O, I, K) and grad_wb (O, I). */
+static void scatter_rows(const SplineJob *s, float *rows, int64_t i0, int inputs) {
+    const int64_t I = s->I, K = s->K;
+    for (int64_t o = 0; o < s->O; o++)
+        for (int p = 0; p < inputs; p++) {
+            const float *r = tile_rows(s, rows, p, o / TILE) + o % TILE;
+            if (s->grad_w) {
+                float *w = s->grad_w + (o * I + i0 + p) * K;
+                for (int64_t n = 0; n < K; n++) w[n] = r[n * TILE];
+            }
+            if (s->grad_wb) s->grad_wb[o * I + i0 + p] = r[K * TILE];
+        }
+}
+
+/* Tile t of a row of O floats into `tile` (zero past O), or a pointer to it in place. */
+LK_INLINE const float *row_tile(const float *row, int64_t O, int64_t t, float tile[TILE]) {
+    const int64_t o = t * TILE;
+    if (o + TILE <= O) return row + o;
+    memset(tile, 0, sizeof(float) * TILE);
+    memcpy(tile, row + o, sizeof(float) * (size_t)(O - o));
+    return tile;
+}
+
+LK_INLINE void spline_forward(const SplineJob *s, const Consts *c, const int degree, const int base) {
+    const int64_t I = s->I, K = s->K, O = s->O;
+    int j[SPLINE_INPUTS][L];
+    float v[SPLINE_INPUTS][SPLINE_SLOTS][L], tile[TILE];
+    for (int64_t row = s->begin; row < s->end; row++)
+        for (int64_t o = 0; o < O; o++) s->y[row * O + o] = s->bias ? s->bias[o] : 0.0f;
+    for (int64_t i0 = 0; i0 < I; i0 += s->block) {
+        const int inputs = I - i0 < s->block ? (int)(I - i0) : s->block;
+        gather_rows(s, i0, inputs);
+        for (int64_t b0 = s->begin; b0 < s->end; b0 += L) {
+            const int m = s->end - b0 < L ? (int)(s->end - b0) : L;
+            for (int p = 0; p < inputs; p++) spline_column(s, c, i0 + p, b0, m, j[p], v[p], degree, 1);
+            for (int l = 0; l < m; l++) {
+                float *y = s->y + (b0 + l) * O;
+                for (int64_t t = 0; t < s->tiles; t++) {
+                    const float *in = row_tile(y, O, t, tile);
+                    Vec16 acc[4], odd[4]; /* two chains per vector */
+                    for (int q = 0; q < 4; q++) acc[q] = vec_load(in + SPLINE_WIDTH * q), odd[q] = (Vec16){0};
+                    for (int p = 0; p < inputs; p++) {
+                        const float *rows = tile_rows(s, s->rows_buffer, p, t);
+                        const float *local = rows + j[p][l] * TILE;
+                        for (int slot = 0; slot <= degree; slot++)
+                            for (int q = 0; q < 4; q++) {
+                                const Vec16 term = v[p][slot][l] * vec_load(local + slot * TILE + SPLINE_WIDTH * q);
+                                if (slot % 2) odd[q] += term; else acc[q] += term;
+                            }
+                        if (base)
+                            for (int q = 0; q < 4; q++) odd[q] += v[p][degree + 1][l] * vec_load(rows + K * TILE + SPLINE_WIDTH * q);
+                    }
+                    for (int q = 0; q < 4; q++) vec_store(tile + SPLINE_WIDTH * q, acc[q] + odd[q]);
+                    const int64_t o = t * TILE, width = O - o < TILE ? O - o : TILE;
+                    memcpy(y + o, tile, sizeof(float) * (size_t)width);
+                }
+            }
+        }
+    }
+}
+
+/* v's lanes summed as a tree of vector adds (a scalar loop over them was 40% of the input
+ * gradient's time). */
+LK_INLINE float vec_sum(Vec16 v) {
+#if defined(__has_builtin) && __has_builtin(__builtin_shufflevector)
+    typedef float Vec8 __attribute__((vector_size(32)));
+    typedef float Vec4 __attribute__((vector_size(16)));
+    Vec8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+             __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    Vec4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+    return (b[0] + b[2]) + (b[1] + b[3]);
+#else
+    float h[16], total = 0.0f;
+    memcpy(h, &v, sizeof h);
+    for (int q = 0; q < 16; q++) total += h[q];
+    return total;
+#endif
+}
+
+/* The backward, for this thread's inputs. The weight gradient's rows would be written once
+ * per (row, input) if each row added into them in turn: store-bound, 3-4x the forward's
+ * time. Instead the rows of a chunk are sorted by their interval j (a counting sort), and
+ * the k + 1 gradient rows of one interval (and the base row) are sums kept in registers
+ * over all the chunk's rows in it, added to memory once. Chunks of rows keep their part of
+ * g in L2 (`chunk` rows of O floats, about 256 KiB) while each input reads it. */
+LK_INLINE void spline_backward(const SplineJob *s, const Consts *c, const int degree, const int base) {
+    const int64_t I = s->I, K = s->K, O = s->O, G = (int64_t)c->G, stride = s->tiles * (K + 1) * TILE;
+    const int want_w = s->grad_w != NULL, want_x = s->grad_x != NULL, slots = degree + 1 + base;
+    const int64_t inputs = s->end - s->begin, chunk = s->chunk;
+    float *coefficients = s->rows_buffer, *gradients = coefficients + inputs * stride;
+    float *values = gradients + inputs * stride, *slopes = values + chunk * SPLINE_SLOTS;
+    float *grad_x = slopes + chunk * SPLINE_SLOTS, tile[TILE];
+    int *interval = (int *)(grad_x + chunk), *order = interval + chunk, *start = order + chunk;
+    if (want_x)
+        for (int64_t p = 0; p < inputs; p++) {
+            SplineJob one = *s;
+            one.rows_buffer = coefficients + p * stride;
+            gather_rows(&one, s->begin + p, 1);
+        }
+    if (want_w) memset(gradients, 0, sizeof(float) * (size_t)(inputs * stride));
+    for (int64_t r0 = 0; r0 < s->rows; r0 += chunk) {
+        const int64_t n = s->rows - r0 < chunk ? s->rows - r0 : chunk;
+        for (int64_t p = 0; p < inputs; p++) {
+            const int64_t i = s->begin + p;
+            for (int64_t b0 = 0; b0 < n; b0 += L) { /* locals of the chunk's rows */
+                const int m = n - b0 < L ? (int)(n - b0) : L;
+                int j[L];
+                float v[SPLINE_SLOTS][L];
+                if (want_w) {
+                    spline_column(s, c, i, r0 + b0, m, j, v, degree, 1);
+                    for (int l = 0; l < m; l++)
+                        for (int slot = 0; slot < slots; slot++) values[(b0 + l) * SPLINE_SLOTS + slot] = v[slot][l];
+                }
+                if (want_x) {
+                    spline_column(s, c, i, r0 + b0, m, j, v, degree, 0);
+                    for (int l = 0; l < m; l++)
+                        for (int slot = 0; slot < slots; slot++) slopes[(b0 + l) * SPLINE_SLOTS + slot] = v[slot][l];
+                }
+                for (int l = 0; l < m; l++) interval[b0 + l] = j[l];
+            }
+            for (int64_t q = 0; q <= G; q++) start[q] = 0; /* counting sort by interval */
+            for (int64_t b = 0; b < n; b++) start[interval[b] + 1]++;
+            for (int64_t q = 0; q < G; q++) start[q + 1] += start[q];
+            for (int64_t b = 0; b < n; b++) order[start[interval[b]]++] = (int)b;
+            for (int64_t q = G; q > 0; q--) start[q] = start[q - 1]; /* back to the starts */
+            start[0] = 0;
+            if (want_x) memset(grad_x, 0, sizeof(float) * (size_t)n);
+            for (int64_t t = 0; t < s->tiles; t++) {
+                float *grad_rows = tile_rows(s, gradients + p * stride, 0, t);
+                const float *rows = tile_rows(s, coefficients + p * stride, 0, t);
+                Vec16 base_sum[4] = {{0}};
+                for (int64_t q = 0; q < G; q++) {
+                    if (start[q] == start[q + 1]) continue;
+                    Vec16 sum[8][4] = {{{0}}};
+                    const float *local = rows + q * TILE;
+                    for (int r = start[q]; r < start[q + 1]; r++) {
+                        const int64_t b = order[r];
+                        const float *g = row_tile(s->g + (r0 + b) * O, O, t, tile);
+                        Vec16 gv[4];
+                        for (int e = 0; e < 4; e++) gv[e] = vec_load(g + SPLINE_WIDTH * e);
+                        if (want_w) {
+                            const float *a = values + b * SPLINE_SLOTS;
+                            for (int slot = 0; slot <= degree; slot++)
+                                for (int e = 0; e < 4; e++) sum[slot][e] += a[slot] * gv[e];
+                            if (base)
+                                for (int e = 0; e < 4; e++) base_sum[e] += a[degree + 1] * gv[e];
+                        }
+                        if (want_x) {
+                            const float *d = slopes + b * SPLINE_SLOTS;
+                            Vec16 slope[4] = {{0}};
+                            for (int slot = 0; slot <= degree; slot++)
+                                for (int e = 0; e < 4; e++) slope[e] += d[slot] * vec_load(local + slot * TILE + SPLINE_WIDTH * e);
+                            if (base)
+                                for (int e = 0; e < 4; e++) slope[e] += d[degree + 1] * vec_load(rows + K * TILE + SPLINE_WIDTH * e);
+                            grad_x[b] += vec_sum(slope[0] * gv[0] + slope[1] * gv[1] + slope[2] * gv[2] + slope[3] * gv[3]);
+                        }
+                    }
+                    if (want_w)
+                        for (int slot = 0; slot <= degree; slot++)
+                            for (int e = 0; e < 4; e++) {
+                                float *at = grad_rows + (q + slot) * TILE + SPLINE_WIDTH * e;
+                                vec_store(at, vec_load(at) + sum[slot][e]);
+                            }
+                }
+                if (want_w && base)
+                    for (int e = 0; e < 4; e++) {
+                        float *at = grad_rows + K * TILE + SPLINE_WIDTH * e;
+                        vec_store(at, vec_load(at) + base_sum[e]);
+                    }
+            }
+            if (want_x)
+                for (int64_t b = 0; b < n; b++) s->grad_x[(r0 + b) * I + i] = grad_x[b];
+        }
+    }
+    if (want_w) scatter_rows(s, gradients, s->begin, (int)inputs);
+}
+
+static void run_spline(const SplineJob *s, int backward) {
+    Consts c;
+    Job job = {BSPLINE, BASE_NONE, s->rows, s->I, s->K, 0, NULL, NULL, NULL, s->params, NULL, 0, 0};
+    unpack(&job, &c);
+    const int base = s->base != BASE_NONE;
+#define SPLINE_CASE(D, B)                     \
+    if (c.k == D && base == B) {              \
+        if (backward)                         \
+            spline_backward(s, &c, D, B);     \
+        else                                  \
+            spline_forward(s, &c, D, B);      \
+    }
+#define SPLINE_DEGREE_CASE(D) SPLINE_CASE(D, 0) SPLINE_CASE(D, 1)
+    SPLINE_DEGREE_CASE(1) SPLINE_DEGREE_CASE(2) SPLINE_DEGREE_CASE(3) SPLINE_DEGREE_CASE(4)
+    SPLINE_DEGREE_CASE(5) SPLINE_DEGREE_CASE(6) SPLINE_DEGREE_CASE(7)
+#undef SPLINE_DEGREE_CASE
+#undef SPLINE_CASE
+}
+
+/* backward 0: y; backward 1: grad_w with grad_wb (NULL: not wanted) and/or grad_x.
+ * wb NULL: no base branch (base must then be BASE_NONE). Returns 0, -1 for an invalid
+ * call, -2 if a thread's block could not be allocated. */
+int lk_spline_linear(int backward, int base, const float *x, const float *w, const float *wb,
+                     const float *g, const float *bias, float *y, float *grad_w, float *grad_wb,
+                     float *grad_x, int64_t rows, int64_t in_features, int64_t num_functions,
+                     int64_t out_features, const double *params, const float *table, int threads) {
+    const int k = (int)params[0];
+    if (k < 1 || k > 7 || num_functions != (int64_t)params[1] + k || num_functions > MAX_K ||
+        base < BASE_NONE || base > BASE_TANH || (base != BASE_NONE) != (wb != NULL))
+        return -1;
+    /* forward: inputs per block, whose coefficient rows take about 16 KiB of L1 */
+    const int64_t tiles = (out_features + TILE - 1) / TILE;
+    const int64_t stride = tiles * (num_functions + 1) * TILE;
+    int64_t block = 16384 / (stride * (int64_t)sizeof(float));
+    block = block < 1 ? 1 : (block > SPLINE_INPUTS ? SPLINE_INPUTS : block);
+    /* backward: chunks of rows whose part of g takes about 256 KiB of L2 */
+    int64_t chunk = 65536 / out_features;
+    chunk = chunk < L ? L : (chunk > rows ? rows : chunk);
+    SplineJob s = {params, x, table, w, wb, g, bias, y, grad_w, grad_wb, grad_x, NULL, rows,
+                   in_features, num_functions, out_features, 0, 0, tiles, chunk, (int)block, base};
+    const int64_t items = backward ? in_features : rows;
+    if (threads > items) threads = (int)(items > 0 ? items : 1);
+    if (threads < 1) threads = 1;
+    const int64_t share = (items + threads - 1) / threads;
+    /* floats per thread: forward, one block's coefficient rows; backward, the coefficient and
+     * gradient rows of its inputs, then per chunk row the values, slopes, grad_x, interval
+     * and order (ints), then G + 1 interval starts */
+    const int64_t scratch = backward ? 2 * share * stride + chunk * (2 * SPLINE_SLOTS + 3) + (int64_t)params[1] + 1
+                                     : block * stride;
+    int status = 0;
+#pragma omp parallel for num_threads(threads) schedule(static, 1) reduction(min : status)
+    for (int t = 0; t < threads; t++) {
+        SplineJob part = s;
+        part.begin = t * share < items ? t * share : items;
+        part.end = (t + 1) * share < items ? (t + 1) * share : items;
+        part.rows_buffer = malloc(sizeof(float) * (size_t)scratch);
+        if (part.rows_buffer == NULL) {
+            status = -2;
+            continue;
+        }
+        run_spline(&part, backward);
+        free(part.rows_buffer);
+    }
+    return status;
+}
+
 int lk_expand(int kind, int base, const float *x, float *out, int64_t rows, int64_t in_features,
               int64_t num_functions, int64_t stride, const double *params, const float *table,
               int threads) {
