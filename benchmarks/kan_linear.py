@@ -23,7 +23,9 @@ Columns: forward time and training-step time (forward, backward, SGD update; med
 shared machine slows all rows alike), their ratios to the floor, the peak memory of one
 training step and, for KAN rows, its ratio to the minimum such a step needs: the basis matrix the
 backward uses plus the weight gradient, and with ``--input-grad`` the gradient of that
-matrix too (see ``common.py`` for how memory is measured).
+matrix too (see ``common.py`` for how memory is measured). A B-spline layer that takes the
+local contraction (``K >= 3 (k + 1)``, e.g. ``:g20``; ``layers/local_spline.py``) builds
+no basis matrix at all, so its ratio is below 1.
 
 With ``--device cuda`` the default shapes are GPU sizes, times come from CUDA events
 and the peak is ``torch.cuda.max_memory_allocated`` above the model and data.

@@ -98,6 +98,16 @@ def test_leading_dimensions_and_inputs_that_need_no_gradient():
     assert x.grad is None and layer.weight.grad is not None
 
 
+def test_an_empty_batch():
+    layer = _layer(in_features=8, out_features=20)
+    x = torch.zeros(0, 8, requires_grad=True)
+    assert _uses_local(layer, x)
+    y = layer(x)
+    assert y.shape == (0, 20)
+    y.sum().backward()
+    assert x.grad.shape == (0, 8) and not layer.weight.grad.any()
+
+
 def test_nan_inputs_give_nan_rows_only():
     layer = _layer(in_features=8, out_features=20)
     x = torch.rand(40, 8) * 2 - 1

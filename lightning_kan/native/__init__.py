@@ -5,7 +5,10 @@ A basis that has one describes it with :meth:`Basis.native_kernel` (a
 expansion then writes its ``(rows, I*K + I)`` feature buffer in one pass over the data,
 and the backward reads the buffer's gradient once, instead of the eager path's tens of
 ATen calls per row chunk (``benchmarks/kan_linear.py``: the eager expansion cost more than
-the GEMM itself at ``1024 x 784 -> 64``).
+the GEMM itself at ``1024 x 784 -> 64``). For a uniform B-spline, :func:`spline_linear`
+and :func:`spline_linear_backward` go further and compute a dense layer's output and
+gradients from each input's ``k + 1`` non-zero values, with no buffer at all
+(:mod:`lightning_kan.layers.local_spline`).
 
 The kernels cover float32 on the CPU; anything else (float64, CUDA, a basis or base
 activation without a kernel) takes the eager path, whose results they match to float32
