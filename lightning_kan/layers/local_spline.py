@@ -24,6 +24,7 @@ import torch
 
 from lightning_kan import native
 from lightning_kan.bases.base import Basis
+from lightning_kan.bases.bspline import BSplineBasis
 from lightning_kan.layers.activations import BaseActivation, native_base_code
 from lightning_kan.layers.expansion import _native_kernel, autocast_enabled, needs_plain_autograd
 
@@ -42,11 +43,13 @@ def local_spline_kernel(
 ) -> native.NativeKernel | None:
     """The basis' uniform B-spline C kernel when :func:`local_spline_linear` may evaluate
     a layer with this basis and base ``activation`` on ``x``, else None (the dense path)."""
+    # the cheap type and size checks first: every dense layer's forward asks
     if (
-        basis.is_parameter_free
+        isinstance(basis, BSplineBasis)
+        and basis.num_functions >= MIN_FUNCTIONS_PER_LOCAL * (basis.spline_order + 1)
+        and basis.is_parameter_free
         and native.usable(x)
         and native_base_code(activation) is not None
-        and basis.num_functions >= MIN_FUNCTIONS_PER_LOCAL * (getattr(basis, "spline_order", 0) + 1)
         and not autocast_enabled("cpu")
         and not needs_plain_autograd()
     ):

@@ -20,6 +20,8 @@ differentiable operations.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from lightning_kan.layers.expansion import autocast_enabled, needs_plain_autograd
@@ -44,9 +46,12 @@ def split_linear_applies(features: torch.Tensor, weight: torch.Tensor) -> bool:
 def _blocks(features: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """The value and base column blocks of ``features`` as rows (views of ``(N, I*K + I)``)
     and ``weight`` as ``(O, I*K)``."""
-    num_values = weight[0].numel()
-    rows = features.reshape(-1, features.shape[-1])
-    return rows[:, :num_values], rows[:, num_values:], weight.reshape(len(weight), -1)
+    # shape arithmetic and one split_with_sizes: this runs twice per step of every dense
+    # layer, and indexing/slicing tensors costs microseconds each in Python
+    num_values = math.prod(weight.shape[1:])
+    rows = features if features.dim() == 2 else features.reshape(-1, features.shape[-1])
+    values, base = rows.split_with_sizes([num_values, rows.shape[1] - num_values], 1)
+    return values, base, weight.flatten(1)
 
 
 class _SplitLinear(torch.autograd.Function):
