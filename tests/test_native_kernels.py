@@ -24,6 +24,8 @@ needs_kernels = pytest.mark.skipif(not native.available(), reason="C kernels not
 # (basis, options): every family's kernel and the options that change its formula
 CASES = [
     ("bspline", {}),
+    ("bspline", {"grid_size": 3}),  # K = 6: the AVX-512 cubic pairs, masked to 2K columns
+    ("bspline", {"grid_size": 1}),
     ("bspline", {"spline_order": 1}),
     ("bspline", {"spline_order": 2, "grid_size": 7}),
     ("bspline", {"grid_size": 20}),
@@ -159,10 +161,33 @@ def test_nan_inputs_give_nan_not_garbage(kernels_on):
 
 
 @needs_kernels
+@pytest.mark.parametrize("grid_size", [2, 5])
+def test_a_nan_input_leaves_its_neighbours_alone(kernels_on, build, grid_size):
+    """A cubic B-spline on a coarse grid (the AVX-512 build permutes each pair of inputs'
+    four local values into place with one instruction): a NaN input gives NaN among its
+    own K columns, and every other input's columns equal the torch path's."""
+    layer = KANLinear(5, 2, basis="bspline", basis_kwargs={"grid_size": grid_size})
+    x = torch.tensor([[0.3, float("nan"), -0.7, 0.9, float("nan")], [1e4, -1e4, 0.0, 1.0, -1.0]])
+    native.set_enabled(True)
+    features_native = expand_features(x, layer.basis, None).unflatten(-1, (5, -1))
+    native.set_enabled(False)
+    features_eager = expand_features(x, layer.basis, None).unflatten(-1, (5, -1))
+    nan_input = x.isnan()
+    assert features_native[nan_input].isnan().any(dim=-1).all()
+    _assert_close(features_native[~nan_input], features_eager[~nan_input], "other inputs")
+
+
+@needs_kernels
 @pytest.mark.parametrize("in_features", [1, 3, 31, 33, 70])
 @pytest.mark.parametrize(
     ("basis", "options"),
-    [("bspline", {"grid_size": 20}), ("relukan", {}), ("wavelet", {}), ("chebyshev", {})],
+    [
+        ("bspline", {}),
+        ("bspline", {"grid_size": 20}),
+        ("relukan", {}),
+        ("wavelet", {}),
+        ("chebyshev", {}),
+    ],
 )
 def test_block_tails_threads_strides_and_batch_axes(kernels_on, build, in_features, basis, options):
     """Inputs not a multiple of the kernel's 32-lane blocks (whole blocks read per-input
