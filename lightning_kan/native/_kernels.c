@@ -747,7 +747,8 @@ static void basis_rows(const Job *job, int want_grad) {
                        ((uintptr_t)job->out & 31) == 0 && job->rows * job->stride > (1 << 22);
 #ifdef __AVX2__
 #ifdef __AVX512F__
-    if (job->kind == BSPLINE && !want_grad && c.k == 3 && K <= 8) {
+    /* K = G + 3 columns with G <= 5 intervals: the sizes bspline_cubic_pairs tabulates */
+    if (job->kind == BSPLINE && !want_grad && c.k == 3 && K <= 8 && K == (int64_t)c.G + 3) {
         bspline_cubic_pairs(job, &c, stream);
         return;
     }
