@@ -33,30 +33,37 @@ MIN_BYTES = 1 << 20
 # so looked up once; without it nothing is reused)
 _use_count = getattr(torch._C, "_storage_Use_Count", None)
 _enabled = os.environ.get("LIGHTNING_KAN_REUSE_BUFFERS", "1") != "0" and _use_count is not None
-_pools: WeakKeyDictionary[nn.Module, list[tuple[torch.UntypedStorage, torch.dtype]]]
+#: per owner, its kept tensors with their storages: the pair alone holds a free buffer's
+#: storage (use count 2); every tensor handed out is a ``detach()`` of a kept one (a new
+#: tensor on the same storage, 0.4 us, where building one on the storage took 1.5 us)
+_pools: WeakKeyDictionary[nn.Module, list[tuple[torch.Tensor, torch.UntypedStorage]]]
 _pools = WeakKeyDictionary()
+_FREE_USE_COUNT = 2
 _lock = threading.Lock()
 
 
 def feature_buffer(owner: nn.Module, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
     """An uninitialised tensor of ``shape`` with ``like``'s dtype and device: on the CPU,
-    and from 1 MiB up, one of ``owner``'s earlier buffers when nothing uses it any more."""
+    and from 1 MiB up, one of ``owner``'s earlier buffers of that shape when nothing uses
+    it any more."""
     nbytes = math.prod(shape) * like.element_size()
     if not _enabled or like.device.type != "cpu" or nbytes < MIN_BYTES:
         return like.new_empty(shape)
     with _lock:  # a free buffer is taken (its count raised) before another thread looks
-        pool = _pools.setdefault(owner, [])
-        for storage, dtype in pool:
+        pool = _pools.get(owner)
+        if pool is None:
+            pool = _pools[owner] = []
+        for kept, storage in pool:
             if (
-                dtype == like.dtype
-                and storage.nbytes() == nbytes
-                and _use_count(storage._cdata) == 1
+                kept.dtype == like.dtype
+                and kept.shape == shape
+                and _use_count(storage._cdata) == _FREE_USE_COUNT
             ):
-                return torch.empty(0, dtype=dtype).set_(storage, 0, shape)
-        tensor = like.new_empty(shape)
-        pool.append((tensor.untyped_storage(), like.dtype))
+                return kept.detach()
+        kept = like.new_empty(shape)
+        pool.append((kept, kept.untyped_storage()))
         del pool[:-MAX_BUFFERS_PER_BASIS]
-        return tensor
+        return kept.detach()
 
 
 def release_feature_buffers() -> None:

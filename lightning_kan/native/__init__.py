@@ -20,11 +20,12 @@ environment, or :func:`set_enabled`, turns them off.
 
 from __future__ import annotations
 
-import ctypes
+import importlib
 import importlib.util
 import os
 from dataclasses import dataclass
 from functools import cached_property
+from types import ModuleType
 
 import torch
 
@@ -73,49 +74,42 @@ class NativeKernel:
     table: torch.Tensor | None = None
 
     @cached_property
-    def call_arguments(self) -> tuple[ctypes.Array, int | None, torch.Tensor | None]:
-        """``(params as a C double array, table pointer, the float32 table it points
-        into)``, built once per kernel description (the table is kept alive here)."""
-        params = (ctypes.c_double * max(len(self.params), 1))(*self.params)
+    def call_arguments(self) -> tuple[int, int, tuple[torch.Tensor, torch.Tensor | None]]:
+        """``(address of params as float64, address of the float32 table or 0, the tensors
+        they point into)``, built once per kernel description (the tensors are kept alive
+        here)."""
+        params = torch.tensor(self.params or (0.0,), dtype=torch.float64)
         table = self.table
         if table is not None:
             table = table.detach().to(torch.float32).contiguous()
-        return params, (table.data_ptr() if table is not None else None), table
+        table_address = table.data_ptr() if table is not None else 0
+        return params.data_ptr(), table_address, (params, table)
 
 
 #: the builds setup.py makes, widest instruction set first (all compute the same numbers)
 BUILDS = ("_kernels_avx512", "_kernels_avx2", "_kernels")
 
 
-def _open(module: str) -> ctypes.CDLL | None:
-    """Build ``module`` of :data:`BUILDS` with its signatures declared, or None if absent."""
-    spec = importlib.util.find_spec(f"lightning_kan.native.{module}")
-    if spec is None or spec.origin is None:
+def _open(module: str) -> ModuleType | None:
+    """Build ``module`` of :data:`BUILDS` imported (its functions are the kernels), or None
+    if it was not built."""
+    if importlib.util.find_spec(f"lightning_kan.native.{module}") is None:
         return None
     try:
-        library = ctypes.CDLL(spec.origin)
-    except OSError:
+        return importlib.import_module(f"lightning_kan.native.{module}")
+    except ImportError:
         return None
-    pointer, size, integer = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-    common = [size, size, size, size, pointer, pointer, integer]
-    library.lk_expand.argtypes = [integer, integer, pointer, pointer, *common]
-    library.lk_input_grad.argtypes = [integer, integer, pointer, pointer, pointer, *common]
-    library.lk_spline_linear.argtypes = [
-        integer, integer, *[pointer] * 9, size, size, size, size, pointer, pointer, integer,
-    ]  # fmt: skip
-    library.lk_expand.restype = library.lk_input_grad.restype = integer
-    library.lk_spline_linear.restype = integer
-    return library
 
 
-def builds_for_this_cpu() -> dict[str, ctypes.CDLL]:
-    """Every built kernel library this CPU can run, by module name, widest first."""
+def builds_for_this_cpu() -> dict[str, ModuleType]:
+    """Every built kernel module this CPU can run, by module name, widest first (a build is
+    imported only where the CPU runs its instructions)."""
     baseline = _open("_kernels")
     if baseline is None:
         return {}
     runs = {
-        "_kernels_avx512": baseline.lk_cpu_has_avx512(),
-        "_kernels_avx2": baseline.lk_cpu_has_avx2(),
+        "_kernels_avx512": baseline.cpu_has_avx512(),
+        "_kernels_avx2": baseline.cpu_has_avx2(),
         "_kernels": True,
     }
     found = {
@@ -126,7 +120,7 @@ def builds_for_this_cpu() -> dict[str, ctypes.CDLL]:
     return {module: library for module, library in found.items() if library is not None}
 
 
-def _load() -> ctypes.CDLL | None:
+def _load() -> ModuleType | None:
     """The widest build the CPU runs (AVX-512, AVX2 + FMA, baseline), else None."""
     if os.environ.get("LIGHTNING_KAN_NATIVE", "1") == "0":
         return None
@@ -177,7 +171,7 @@ def expand(
         raise ValueError(f"native.expand: out must be row-contiguous, got strides {out.stride()}")
     x = x.contiguous()
     params, table_pointer, _ = kernel.call_arguments
-    status = _LIBRARY.lk_expand(
+    status = _LIBRARY.expand(
         KINDS[kernel.kind], base, x.data_ptr(), out.data_ptr(), rows, in_features,
         num_functions, out.stride(0), params, table_pointer,
         _threads(rows * in_features * num_functions),
@@ -195,7 +189,7 @@ def input_grad(
     x, grad = x.contiguous(), grad.contiguous()
     grad_x = torch.empty_like(x)
     params, table_pointer, _ = kernel.call_arguments
-    status = _LIBRARY.lk_input_grad(
+    status = _LIBRARY.input_grad(
         KINDS[kernel.kind], base, x.data_ptr(), grad.data_ptr(), grad_x.data_ptr(), rows,
         in_features, num_functions, grad.stride(0), params, table_pointer,
         _threads(rows * in_features * num_functions),
@@ -205,8 +199,8 @@ def input_grad(
     return grad_x
 
 
-def _pointer(tensor: torch.Tensor | None) -> int | None:
-    return None if tensor is None else tensor.data_ptr()
+def _pointer(tensor: torch.Tensor | None) -> int:
+    return 0 if tensor is None else tensor.data_ptr()
 
 
 def spline_linear(
@@ -253,7 +247,7 @@ def _spline_call(kernel, backward, base, x, w, wb, g, bias, y, grad_w, grad_wb, 
     rows, in_features = x.shape
     out_features, _, num_functions = w.shape
     params, table_pointer, _ = kernel.call_arguments
-    status = _LIBRARY.lk_spline_linear(
+    status = _LIBRARY.spline_linear(
         backward, base, x.data_ptr(), w.data_ptr(), _pointer(wb), _pointer(g), _pointer(bias),
         _pointer(y), _pointer(grad_w), _pointer(grad_wb), _pointer(grad_x), rows, in_features,
         num_functions, out_features, params, table_pointer,

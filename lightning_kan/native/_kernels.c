@@ -6,7 +6,7 @@
  *             sum_k grad[i*K + k] phi_k'(x_i) + grad[I*K + i] b'(x_i).
  *
  * One pass over the data instead of the eager path's tens of ATen calls per row chunk.
- * Called through ctypes (the GIL is released); float32 only; rows are split over torch's
+ * Called as this module's functions (the GIL is released); float32 only; rows are split over torch's
  * OpenMP threads (run_parallel). The formulas are those of the Python bases
  * (lightning_kan/bases/), which stay the reference: tests/test_native_kernels.py compares
  * both. Plain C with no torch headers, so it builds with the package (setup.py: once for
@@ -23,7 +23,7 @@
 #define LK_INLINE static inline __attribute__((always_inline))
 /* setup.py builds this file up to three times: `_kernels` for any CPU, `_kernels_avx2`
  * with -mavx2 -mfma and `_kernels_avx512` with AVX-512 too, whose lane loops run 16 wide
- * (LK_MODULE names the module); lk_cpu_has_avx2/avx512 tell Python which to load. */
+ * (LK_MODULE names the module); cpu_has_avx2/avx512 tell Python which to load. */
 #ifndef LK_MODULE
 #define LK_MODULE _kernels
 #endif
@@ -1142,7 +1142,7 @@ static void run_spline(const SplineJob *s, int backward) {
 /* backward 0: y; backward 1: grad_w with grad_wb (NULL: not wanted) and/or grad_x.
  * wb NULL: no base branch (base must then be BASE_NONE). Returns 0, -1 for an invalid
  * call, -2 if a thread's block could not be allocated. */
-int lk_spline_linear(int backward, int base, const float *x, const float *w, const float *wb,
+static int lk_spline_linear(int backward, int base, const float *x, const float *w, const float *wb,
                      const float *g, const float *bias, float *y, float *grad_w, float *grad_wb,
                      float *grad_x, int64_t rows, int64_t in_features, int64_t num_functions,
                      int64_t out_features, const double *params, const float *table, int threads) {
@@ -1186,21 +1186,21 @@ int lk_spline_linear(int backward, int base, const float *x, const float *w, con
     return status;
 }
 
-int lk_expand(int kind, int base, const float *x, float *out, int64_t rows, int64_t in_features,
+static int lk_expand(int kind, int base, const float *x, float *out, int64_t rows, int64_t in_features,
               int64_t num_functions, int64_t stride, const double *params, const float *table,
               int threads) {
     Job job = {kind, base, rows, in_features, num_functions, stride, x, out, NULL, params, table, 0, 0};
     return run_parallel(job, 0, threads);
 }
 
-int lk_input_grad(int kind, int base, const float *x, const float *grad, float *grad_x, int64_t rows,
+static int lk_input_grad(int kind, int base, const float *x, const float *grad, float *grad_x, int64_t rows,
                   int64_t in_features, int64_t num_functions, int64_t stride, const double *params,
                   const float *table, int threads) {
     Job job = {kind, base, rows, in_features, num_functions, stride, x, grad_x, grad, params, table, 0, 0};
     return run_parallel(job, 1, threads);
 }
 
-int lk_cpu_has_avx2(void) {
+static int lk_cpu_has_avx2(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -1210,7 +1210,7 @@ int lk_cpu_has_avx2(void) {
 }
 
 /* The `_kernels_avx512` build's instruction sets (AVX-512 F, DQ, BW, VL on top of AVX2). */
-int lk_cpu_has_avx512(void) {
+static int lk_cpu_has_avx512(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
     return lk_cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
@@ -1221,13 +1221,97 @@ int lk_cpu_has_avx512(void) {
 #endif
 }
 
-/* An importable module too (setuptools builds it as one); the kernels are reached by ctypes. */
+/* ------------------------------------------------------------------ Python module */
+/* The kernels are this module's functions, METH_FASTCALL with every argument a Python int
+ * (pointers as addresses, 0 for NULL). Through ctypes a call cost 2-3 us more, and its
+ * argument conversion ran on caches the GEMMs had just cycled: 40-55 us of a 2-3 ms
+ * training step at 512 x 64 -> 64, K = 23, two threads (benchmarks/README.md). */
+static int parse_ints(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected,
+                      const char *name, long long *out) {
+    if (nargs != expected) {
+        PyErr_Format(PyExc_TypeError, "%s takes %zd integer arguments, got %zd", name, expected, nargs);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        out[i] = PyLong_AsLongLong(args[i]);
+        if (out[i] == -1 && PyErr_Occurred()) return -1;
+    }
+    return 0;
+}
+
+#define ADDRESS(T, value) ((T *)(intptr_t)(value))
+
+/* expand(kind, base, x, out, rows, in_features, num_functions, stride, params, table, threads) */
+static PyObject *py_expand(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    long long a[11];
+    int status;
+    (void)self;
+    if (parse_ints(args, nargs, 11, "expand", a)) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    status = lk_expand((int)a[0], (int)a[1], ADDRESS(const float, a[2]), ADDRESS(float, a[3]), a[4], a[5],
+                       a[6], a[7], ADDRESS(const double, a[8]), ADDRESS(const float, a[9]), (int)a[10]);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(status);
+}
+
+/* input_grad(kind, base, x, grad, grad_x, rows, in_features, num_functions, stride, params,
+ * table, threads) */
+static PyObject *py_input_grad(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    long long a[12];
+    int status;
+    (void)self;
+    if (parse_ints(args, nargs, 12, "input_grad", a)) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    status = lk_input_grad((int)a[0], (int)a[1], ADDRESS(const float, a[2]), ADDRESS(const float, a[3]),
+                           ADDRESS(float, a[4]), a[5], a[6], a[7], a[8], ADDRESS(const double, a[9]),
+                           ADDRESS(const float, a[10]), (int)a[11]);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(status);
+}
+
+/* spline_linear(backward, base, x, w, wb, g, bias, y, grad_w, grad_wb, grad_x, rows,
+ * in_features, num_functions, out_features, params, table, threads) */
+static PyObject *py_spline_linear(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    long long a[18];
+    int status;
+    (void)self;
+    if (parse_ints(args, nargs, 18, "spline_linear", a)) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    status = lk_spline_linear((int)a[0], (int)a[1], ADDRESS(const float, a[2]), ADDRESS(const float, a[3]),
+                              ADDRESS(const float, a[4]), ADDRESS(const float, a[5]),
+                              ADDRESS(const float, a[6]), ADDRESS(float, a[7]), ADDRESS(float, a[8]),
+                              ADDRESS(float, a[9]), ADDRESS(float, a[10]), a[11], a[12], a[13], a[14],
+                              ADDRESS(const double, a[15]), ADDRESS(const float, a[16]), (int)a[17]);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(status);
+}
+
+static PyObject *py_cpu_has_avx2(PyObject *self, PyObject *unused) {
+    (void)self, (void)unused;
+    return PyBool_FromLong(lk_cpu_has_avx2());
+}
+
+static PyObject *py_cpu_has_avx512(PyObject *self, PyObject *unused) {
+    (void)self, (void)unused;
+    return PyBool_FromLong(lk_cpu_has_avx512());
+}
+
+#define FASTCALL(f) ((PyCFunction)(void (*)(void))(f)), METH_FASTCALL
+static PyMethodDef methods[] = {
+    {"expand", FASTCALL(py_expand), "Write the feature buffer of x (see the file's head)."},
+    {"input_grad", FASTCALL(py_input_grad), "The input gradient from the buffer's gradient."},
+    {"spline_linear", FASTCALL(py_spline_linear), "The local B-spline contraction or its gradients."},
+    {"cpu_has_avx2", py_cpu_has_avx2, METH_NOARGS, "Whether this CPU runs the AVX2 + FMA build."},
+    {"cpu_has_avx512", py_cpu_has_avx512, METH_NOARGS, "Whether this CPU runs the AVX-512 build."},
+    {NULL, NULL, 0, NULL},
+};
+
 #define LK_STRING(name) LK_STRING_(name)
 #define LK_STRING_(name) #name
 #define LK_INIT(name) LK_INIT_(name)
 #define LK_INIT_(name) PyInit_##name
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, LK_STRING(LK_MODULE),
-                                    "Fused CPU kernels of the KAN feature expansion.", -1, NULL,
+                                    "Fused CPU kernels of the KAN feature expansion.", -1, methods,
                                     NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC LK_INIT(LK_MODULE)(void) { return PyModule_Create(&module); }
