@@ -278,6 +278,19 @@ def test_kernels_are_built_where_a_compiler_exists():
     assert native._LIBRARY is widest, "the widest build this CPU runs is used"
 
 
+@pytest.mark.parametrize(
+    ("function", "arity"), [("expand", 11), ("input_grad", 12), ("spline_linear", 18)]
+)
+def test_every_build_refuses_a_call_with_the_wrong_arguments(build, function, arity):
+    """The module functions take integers only (addresses for pointers): a wrong count or
+    a non-integer is a TypeError naming the function, never a call with garbage."""
+    kernel = getattr(native._LIBRARY, function)
+    with pytest.raises(TypeError, match=f"{function} takes {arity} integer arguments, got 2"):
+        kernel(0, 0)
+    with pytest.raises(TypeError):
+        kernel(*([0] * (arity - 1)), torch.zeros(1))
+
+
 def test_switching_on_without_the_library_says_why(monkeypatch):
     monkeypatch.setattr(native, "_LIBRARY", None)
     with pytest.raises(RuntimeError, match="not available in this install"):
@@ -316,6 +329,21 @@ def test_a_free_buffer_is_reused_and_a_held_one_is_not():
         again = expand_features(x, layer.basis, layer.activation)
         assert again.data_ptr() == pointer  # free: reused
         torch.testing.assert_close(again, kept, rtol=0, atol=0)
+
+
+def test_a_free_buffer_of_another_shape_is_not_handed_out():
+    """Reuse is by shape: a free buffer with the same byte count but another shape stays
+    in the pool, and the tensors handed out are never views of one another."""
+    layer = KANLinear(300, 8, basis="chebyshev")  # K = 8 plus the base: 2700 per row
+    buffers.release_feature_buffers()
+    with torch.no_grad():
+        first = expand_features(torch.rand(1200, 300), layer.basis, layer.activation)
+        pointer = first.data_ptr()
+        del first
+        shape = (600, 2, 300)  # the same 1200 x 300 inputs in another batch layout
+        second = expand_features(torch.rand(*shape), layer.basis, layer.activation)
+    assert second.shape == (600, 2, 2700) and second.data_ptr() != pointer
+    assert not second._is_view()
 
 
 def test_small_buffers_are_not_pooled():
