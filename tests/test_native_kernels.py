@@ -421,3 +421,16 @@ def test_the_cached_kernel_follows_grid_updates_loads_and_attributes(kernels_on)
     check(rbf)
     rbf.basis.width = 0.3  # a plain attribute the kernel reads
     check(rbf)
+
+
+@needs_kernels
+def test_the_kernel_constants_stay_on_the_cpu_under_another_default_device(kernels_on):
+    """``torch.set_default_device`` does not move the constants the C code reads."""
+    layer = KANLinear(3, 2, basis="rbf")
+    x = torch.rand(5, 3)
+    expected = expand_features(x, layer.basis, layer.activation)
+    kernel = layer.basis.native_kernel()
+    with torch.device("meta"):
+        _, _, (params, _) = kernel.call_arguments
+    assert params.device.type == "cpu"
+    torch.testing.assert_close(expand_features(x, layer.basis, layer.activation), expected)

@@ -78,7 +78,7 @@ class NativeKernel:
         """``(address of params as float64, address of the float32 table or 0, the tensors
         they point into)``, built once per kernel description (the tensors are kept alive
         here)."""
-        params = torch.tensor(self.params or (0.0,), dtype=torch.float64)
+        params = torch.tensor(self.params or (0.0,), dtype=torch.float64, device="cpu")
         table = self.table
         if table is not None:
             table = table.detach().to(torch.float32).contiguous()
