@@ -1241,50 +1241,43 @@ static int parse_ints(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expect
 
 #define ADDRESS(T, value) ((T *)(intptr_t)(value))
 
+/* py_NAME(ARITY integers): the kernel CALL on them (a[0] .. a[ARITY - 1]) without the GIL,
+ * its status as a Python int. */
+#define KERNEL_FUNCTION(NAME, ARITY, CALL)                                              \
+    static PyObject *py_##NAME(PyObject *self, PyObject *const *args, Py_ssize_t nargs) { \
+        long long a[ARITY];                                                             \
+        int status;                                                                     \
+        (void)self;                                                                     \
+        if (parse_ints(args, nargs, ARITY, #NAME, a)) return NULL;                      \
+        Py_BEGIN_ALLOW_THREADS                                                          \
+        status = CALL;                                                                  \
+        Py_END_ALLOW_THREADS                                                            \
+        return PyLong_FromLong(status);                                                 \
+    }
+
 /* expand(kind, base, x, out, rows, in_features, num_functions, stride, params, table, threads) */
-static PyObject *py_expand(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    long long a[11];
-    int status;
-    (void)self;
-    if (parse_ints(args, nargs, 11, "expand", a)) return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    status = lk_expand((int)a[0], (int)a[1], ADDRESS(const float, a[2]), ADDRESS(float, a[3]), a[4], a[5],
-                       a[6], a[7], ADDRESS(const double, a[8]), ADDRESS(const float, a[9]), (int)a[10]);
-    Py_END_ALLOW_THREADS
-    return PyLong_FromLong(status);
-}
+KERNEL_FUNCTION(expand, 11,
+                lk_expand((int)a[0], (int)a[1], ADDRESS(const float, a[2]), ADDRESS(float, a[3]), a[4],
+                          a[5], a[6], a[7], ADDRESS(const double, a[8]), ADDRESS(const float, a[9]),
+                          (int)a[10]))
 
 /* input_grad(kind, base, x, grad, grad_x, rows, in_features, num_functions, stride, params,
  * table, threads) */
-static PyObject *py_input_grad(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    long long a[12];
-    int status;
-    (void)self;
-    if (parse_ints(args, nargs, 12, "input_grad", a)) return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    status = lk_input_grad((int)a[0], (int)a[1], ADDRESS(const float, a[2]), ADDRESS(const float, a[3]),
-                           ADDRESS(float, a[4]), a[5], a[6], a[7], a[8], ADDRESS(const double, a[9]),
-                           ADDRESS(const float, a[10]), (int)a[11]);
-    Py_END_ALLOW_THREADS
-    return PyLong_FromLong(status);
-}
+KERNEL_FUNCTION(input_grad, 12,
+                lk_input_grad((int)a[0], (int)a[1], ADDRESS(const float, a[2]), ADDRESS(const float, a[3]),
+                              ADDRESS(float, a[4]), a[5], a[6], a[7], a[8], ADDRESS(const double, a[9]),
+                              ADDRESS(const float, a[10]), (int)a[11]))
 
 /* spline_linear(backward, base, x, w, wb, g, bias, y, grad_w, grad_wb, grad_x, rows,
  * in_features, num_functions, out_features, params, table, threads) */
-static PyObject *py_spline_linear(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    long long a[18];
-    int status;
-    (void)self;
-    if (parse_ints(args, nargs, 18, "spline_linear", a)) return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    status = lk_spline_linear((int)a[0], (int)a[1], ADDRESS(const float, a[2]), ADDRESS(const float, a[3]),
-                              ADDRESS(const float, a[4]), ADDRESS(const float, a[5]),
-                              ADDRESS(const float, a[6]), ADDRESS(float, a[7]), ADDRESS(float, a[8]),
-                              ADDRESS(float, a[9]), ADDRESS(float, a[10]), a[11], a[12], a[13], a[14],
-                              ADDRESS(const double, a[15]), ADDRESS(const float, a[16]), (int)a[17]);
-    Py_END_ALLOW_THREADS
-    return PyLong_FromLong(status);
-}
+KERNEL_FUNCTION(spline_linear, 18,
+                lk_spline_linear((int)a[0], (int)a[1], ADDRESS(const float, a[2]),
+                                 ADDRESS(const float, a[3]), ADDRESS(const float, a[4]),
+                                 ADDRESS(const float, a[5]), ADDRESS(const float, a[6]),
+                                 ADDRESS(float, a[7]), ADDRESS(float, a[8]), ADDRESS(float, a[9]),
+                                 ADDRESS(float, a[10]), a[11], a[12], a[13], a[14],
+                                 ADDRESS(const double, a[15]), ADDRESS(const float, a[16]),
+                                 (int)a[17]))
 
 static PyObject *py_cpu_has_avx2(PyObject *self, PyObject *unused) {
     (void)self, (void)unused;
