@@ -6,8 +6,8 @@
  *             sum_k grad[i*K + k] phi_k'(x_i) + grad[I*K + i] b'(x_i).
  *
  * One pass over the data instead of the eager path's tens of ATen calls per row chunk.
- * Called as this module's functions (the GIL is released); float32 only; rows are split over torch's
- * OpenMP threads (run_parallel). The formulas are those of the Python bases
+ * Called as this module's functions (the GIL is released); float32 only; rows are split
+ * over torch's OpenMP threads (run_parallel). The formulas are those of the Python bases
  * (lightning_kan/bases/), which stay the reference: tests/test_native_kernels.py compares
  * both. Plain C with no torch headers, so it builds with the package (setup.py: once for
  * any x86-64, once with AVX2 + FMA) and needs no compiler at run time.
@@ -1143,9 +1143,9 @@ static void run_spline(const SplineJob *s, int backward) {
  * wb NULL: no base branch (base must then be BASE_NONE). Returns 0, -1 for an invalid
  * call, -2 if a thread's block could not be allocated. */
 static int lk_spline_linear(int backward, int base, const float *x, const float *w, const float *wb,
-                     const float *g, const float *bias, float *y, float *grad_w, float *grad_wb,
-                     float *grad_x, int64_t rows, int64_t in_features, int64_t num_functions,
-                     int64_t out_features, const double *params, const float *table, int threads) {
+                            const float *g, const float *bias, float *y, float *grad_w, float *grad_wb,
+                            float *grad_x, int64_t rows, int64_t in_features, int64_t num_functions,
+                            int64_t out_features, const double *params, const float *table, int threads) {
     const int k = (int)params[0];
     if (k < 1 || k > 7 || num_functions != (int64_t)params[1] + k || num_functions > MAX_K ||
         base < BASE_NONE || base > BASE_TANH || (base != BASE_NONE) != (wb != NULL))
@@ -1187,15 +1187,15 @@ static int lk_spline_linear(int backward, int base, const float *x, const float 
 }
 
 static int lk_expand(int kind, int base, const float *x, float *out, int64_t rows, int64_t in_features,
-              int64_t num_functions, int64_t stride, const double *params, const float *table,
-              int threads) {
+                     int64_t num_functions, int64_t stride, const double *params, const float *table,
+                     int threads) {
     Job job = {kind, base, rows, in_features, num_functions, stride, x, out, NULL, params, table, 0, 0};
     return run_parallel(job, 0, threads);
 }
 
 static int lk_input_grad(int kind, int base, const float *x, const float *grad, float *grad_x, int64_t rows,
-                  int64_t in_features, int64_t num_functions, int64_t stride, const double *params,
-                  const float *table, int threads) {
+                         int64_t in_features, int64_t num_functions, int64_t stride, const double *params,
+                         const float *table, int threads) {
     Job job = {kind, base, rows, in_features, num_functions, stride, x, grad_x, grad, params, table, 0, 0};
     return run_parallel(job, 1, threads);
 }
