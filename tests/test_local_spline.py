@@ -198,6 +198,6 @@ def test_used_only_where_it_applies():
 
 def test_threshold_counts_functions_per_non_zero_one():
     basis = _layer(grid_size=9).basis  # K = 12 = 3 x (k + 1): the local path
-    x = torch.rand(4, 70)
-    assert local_spline.local_spline_kernel(basis, None, x) is not None
-    assert local_spline.local_spline_kernel(_layer(grid_size=8).basis, None, x) is None
+    assert local_spline.local_spline_applies(basis, basis.native_kernel())
+    basis = _layer(grid_size=8).basis
+    assert not local_spline.local_spline_applies(basis, basis.native_kernel())

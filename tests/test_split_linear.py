@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd import gradcheck, gradgradcheck
 
-from lightning_kan import KANLinear
+from lightning_kan import KANLinear, native
 from lightning_kan.layers.coefficients import Coefficients
 from lightning_kan.layers.expansion import expand_features
 from lightning_kan.layers.split_linear import split_linear
@@ -78,7 +78,12 @@ def _grad_fn_name(layer: KANLinear, x: torch.Tensor) -> str:
 def test_kan_linear_uses_it_where_it_applies_and_the_packed_gemm_elsewhere():
     layer = KANLinear(IN, OUT)
     x = torch.rand(5, IN)
-    assert _grad_fn_name(layer, x) == "_SplitLinearBackward"
+    # float32 with C kernels: expansion and GEMMs in one node (layers/native_linear.py)
+    assert _grad_fn_name(layer, x) == (
+        "_NativeLinearBackward" if native.available() else "_SplitLinearBackward"
+    )
+    assert _grad_fn_name(layer.double(), x.double()) == "_SplitLinearBackward"
+    layer.float()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert "Split" not in _grad_fn_name(layer, x)
     assert "Split" not in _grad_fn_name(KANLinear(IN, OUT, base_activation=None), x)

@@ -15,8 +15,8 @@ and calls it at four points:
   contract the expanded features ``(..., I*K [+ I])`` directly (Tucker never builds the
   dense tensor); the defaults here do one GEMM / convolution with ``tensors``;
 * optionally ``linear_from_inputs(layer, x)``: a dense layer's whole output from the raw
-  inputs, skipping the expansion (``Dense``: a uniform B-spline's local contraction), or
-  ``None`` (the default) for the expansion and ``linear``.
+  inputs (``Dense``: the C expansion and GEMMs as one autograd node, or a uniform
+  B-spline's local contraction), or ``None`` (the default) for the expansion and ``linear``.
 
 A strategy holds configuration only (one instance may serve every layer of a net);
 per-layer state lives on the layer. Families are registered by name like the bases::
@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_kan.layers.local_spline import local_spline_kernel, local_spline_linear
+from lightning_kan.layers.native_linear import linear_from_inputs as native_linear_from_inputs
 from lightning_kan.layers.split_linear import split_linear, split_linear_applies
 
 __all__ = [
@@ -50,7 +50,6 @@ __all__ = [
 ]
 
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-_FLOAT32_CPU = (torch.float32, "cpu")
 _REGISTRY: dict[str, type[Coefficients]] = {}
 
 
@@ -206,16 +205,11 @@ class Dense(Coefficients):
         return layer.weight, layer.base_weight
 
     def linear_from_inputs(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
-        """A uniform B-spline layer's local contraction (base branch included) where
-        :func:`local_spline_kernel` applies and the coefficients are float32 on the CPU;
-        not with ``compiled=True``, which asks for the compiled expansion. Else ``None``."""
-        kernel = None if layer.compiled else local_spline_kernel(layer.basis, layer.activation, x)
-        if kernel is None:
-            return None
-        tensors = (layer.weight, layer.base_weight, layer.bias)
-        if any(t is not None and (t.dtype, t.device.type) != _FLOAT32_CPU for t in tensors):
-            return None
-        return local_spline_linear(x, layer.basis, layer.activation, kernel, *tensors)
+        """Where the basis has a C kernel for ``x`` and the coefficients are float32 on
+        the CPU: a uniform B-spline's local contraction, or the C expansion and the GEMMs
+        as one autograd node (:func:`~lightning_kan.layers.native_linear.linear_from_inputs`;
+        not with ``compiled=True``, which asks for the compiled expansion). Else ``None``."""
+        return native_linear_from_inputs(layer, x)
 
     def linear(self, layer: nn.Module, features: torch.Tensor) -> torch.Tensor:
         """Two GEMMs into one output where :func:`split_linear_applies` (no packed copy

@@ -10,12 +10,14 @@ coefficient rows its interval selects, and its backward accumulates the weight g
 into those rows and the input gradient from them, recomputing the local values from ``x``
 each time. No feature buffer is built, so a step's memory is that of an MLP layer's.
 
-:func:`local_spline_kernel` says when it is used: a uniform B-spline grid with a C kernel
-(float32 on the CPU, kernels built and on), float32 CPU coefficients, at least
-:data:`MIN_FUNCTIONS_PER_LOCAL` functions per non-zero one, no autocast and no
-``torch.func``/tracing/compiling transform. Elsewhere the layer keeps the dense
-expansion and GEMM. Under ``create_graph`` (a double backward, as physics-informed losses
-need) the backward is built from the basis' differentiable operations instead.
+:func:`local_spline_applies` says when it is used: where a dense layer's C path applies
+(:func:`~lightning_kan.layers.native_linear.native_linear_kernel`: float32 CPU inputs and
+coefficients, kernels built and on, no autocast and no ``torch.func``/tracing/compiling
+transform), on a uniform B-spline grid with at least :data:`MIN_FUNCTIONS_PER_LOCAL`
+functions per non-zero one. Other B-spline layers take
+:func:`~lightning_kan.layers.native_linear.native_linear`'s dense expansion and GEMMs.
+Under ``create_graph`` (a double backward, as physics-informed losses need) the backward
+is built from the basis' differentiable operations instead.
 """
 
 from __future__ import annotations
@@ -26,9 +28,13 @@ from lightning_kan import native
 from lightning_kan.bases.base import Basis
 from lightning_kan.bases.bspline import BSplineBasis
 from lightning_kan.layers.activations import BaseActivation, native_base_code
-from lightning_kan.layers.expansion import _native_kernel, autocast_enabled, needs_plain_autograd
 
-__all__ = ["MIN_FUNCTIONS_PER_LOCAL", "local_spline_kernel", "local_spline_linear"]
+__all__ = [
+    "MIN_FUNCTIONS_PER_LOCAL",
+    "differentiable_backward",
+    "local_spline_applies",
+    "local_spline_linear",
+]
 
 #: the local contraction is used when ``K >= MIN_FUNCTIONS_PER_LOCAL * (k + 1)``, i.e. when
 #: at most a third of the dense features are non-zero. At ``K = 23, k = 3`` (a quarter) its
@@ -38,30 +44,23 @@ __all__ = ["MIN_FUNCTIONS_PER_LOCAL", "local_spline_kernel", "local_spline_linea
 MIN_FUNCTIONS_PER_LOCAL = 3
 
 
-def local_spline_kernel(
-    basis: Basis, activation: BaseActivation | None, x: torch.Tensor
-) -> native.NativeKernel | None:
-    """The basis' uniform B-spline C kernel when :func:`local_spline_linear` may evaluate
-    a layer with this basis and base ``activation`` on ``x``, else None (the dense path)."""
-    # the cheap type and size checks first: every dense layer's forward asks
-    if (
-        isinstance(basis, BSplineBasis)
+def local_spline_applies(basis: Basis, kernel: native.NativeKernel) -> bool:
+    """Whether :func:`local_spline_linear` evaluates a layer whose basis and C ``kernel``
+    (:func:`~lightning_kan.layers.native_linear.native_linear_kernel`) these are: a
+    uniform B-spline grid with at least :data:`MIN_FUNCTIONS_PER_LOCAL` functions per
+    non-zero one."""
+    return (
+        kernel.kind == "bspline"
+        and isinstance(basis, BSplineBasis)
         and basis.num_functions >= MIN_FUNCTIONS_PER_LOCAL * (basis.spline_order + 1)
-        and basis.is_parameter_free
-        and native.usable(x)
-        and native_base_code(activation) is not None
-        and not autocast_enabled("cpu")
-        and not needs_plain_autograd()
-    ):
-        kernel = _native_kernel(x, basis)
-        if kernel is not None and kernel.kind == "bspline":
-            return kernel
-    return None
+    )
 
 
-def _dense_backward(ctx, rows, weight, base_weight, grad):
-    """The gradients from the basis' and activation's differentiable operations (a double
-    backward: the result must be differentiable again)."""
+def differentiable_backward(ctx, rows, weight, base_weight, grad):
+    """A dense layer's gradients ``(x, weight, base_weight, bias)`` from ``grad (N, O)``
+    by the basis' and activation's differentiable operations (a double backward: the
+    result must be differentiable again); ``ctx`` holds ``basis``, ``activation``,
+    ``has_bias`` and ``needs_input_grad``."""
     basis, activation = ctx.basis, ctx.activation
     need_x, need_weight, need_base, need_bias = ctx.needs_input_grad[:4]
     grad_x = grad_weight = grad_base = grad_bias = None
@@ -96,7 +95,7 @@ class _LocalSplineLinear(torch.autograd.Function):
     def backward(ctx, grad_y):
         rows, weight, base_weight = ctx.saved_tensors
         if torch.is_grad_enabled():
-            grads = _dense_backward(ctx, rows, weight, base_weight, grad_y)
+            grads = differentiable_backward(ctx, rows, weight, base_weight, grad_y)
         else:
             need_x, need_weight, need_base, need_bias = ctx.needs_input_grad[:4]
             grad_weight, grad_base, grad_x = native.spline_linear_backward(
@@ -122,4 +121,4 @@ def local_spline_linear(
     (:func:`local_spline_kernel`)."""
     rows = x.reshape(-1, x.shape[-1])
     y = _LocalSplineLinear.apply(rows, weight, base_weight, bias, basis, activation, kernel)
-    return y.view(*x.shape[:-1], weight.shape[0])
+    return y if x.dim() == 2 else y.view(*x.shape[:-1], weight.shape[0])

@@ -13,7 +13,9 @@ features' gradient (a layer inside a network) into the two column blocks of one 
 
 :func:`split_linear_applies` says when it is used: CPU tensors of one dtype (float32, or
 float64 as in ``gradcheck``), no autocast, no ``torch.func``/tracing/compiling
-transform. Everywhere else layers keep the packed ``F.linear``. Under ``create_graph``
+transform; a dense ``KANLinear`` whose basis has a C kernel for its float32 inputs does the
+same two GEMMs inside :mod:`~lightning_kan.layers.native_linear`'s node instead.
+Everywhere else layers keep the packed ``F.linear``. Under ``create_graph``
 (a double backward, as physics-informed losses need) the backward is built from
 differentiable operations.
 """

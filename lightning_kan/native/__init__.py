@@ -153,7 +153,7 @@ def set_enabled(enabled: bool) -> bool:
 
 def usable(x: torch.Tensor) -> bool:
     """Whether a kernel can evaluate ``x``: float32 on the CPU, kernels on."""
-    return _enabled and x.dtype == torch.float32 and x.device.type == "cpu"
+    return _enabled and x.dtype is torch.float32 and x.is_cpu
 
 
 def _threads(values: int) -> int:
