@@ -42,6 +42,9 @@ CASES = [
     ("rbf", {}),
     ("rbf", {"num_centers": 23}),
     ("rswaf", {"width": 0.3}),
+    ("rswaf", {}),  # shared exponentials (evenly spaced centres)
+    ("rswaf", {"num_centers": 23}),
+    ("rswaf", {"width": 0.02}),  # 2 w |u| = 200: one exp per value
     ("relukan", {}),
     ("relukan", {"order": 2, "grid_size": 9}),
     ("fourierkan", {}),
@@ -128,11 +131,43 @@ def test_values_against_the_published_formulas(kernels_on):
             [torch.cos(torch.arange(1, 6) * s), torch.sin(torch.arange(1, 6) * s)], -1
         ),
         "rbf": lambda s: torch.exp(-(((s - torch.linspace(-2, 2, 8)) / (4 / 7)) ** 2)),
+        "rswaf": lambda s: 1 / torch.cosh((s - torch.linspace(-2, 2, 8)) / (4 / 7)) ** 2,
     }
     for name, formula in cases.items():
         layer = KANLinear(1, 1, basis=name, base_activation="none")
         values = expand_features(x, layer.basis, None)
         torch.testing.assert_close(values.double(), formula(x.double()), atol=2e-6, rtol=0)
+
+
+@needs_kernels
+def test_rswaf_shares_its_exponentials_where_the_centres_allow(kernels_on, build):
+    """Evenly spaced centres with 2 w |u| <= 40: two exps per input (the kernel's shared
+    path); uneven centres or a narrow width: one per value. Both match the eager path,
+    also within a few float32 steps of x on either side of every centre."""
+    from lightning_kan.bases.radial import _shared_exponentials
+
+    even = KANLinear(3, 2, basis="rswaf", basis_kwargs={"num_centers": 23})
+    assert even.basis.native_kernel().params[3] == 1.0
+    uneven = KANLinear(3, 2, basis="rswaf")
+    with torch.no_grad():
+        uneven.basis.centers[3] += 0.1
+    narrow = KANLinear(3, 2, basis="rswaf", basis_kwargs={"width": 0.02})
+    for layer in (uneven, narrow):
+        assert _shared_exponentials(layer.basis.centers, 1 / layer.basis.width) is None
+        assert layer.basis.native_kernel().params[3] == 0.0
+    centres = even.basis.centers
+    steps = torch.tensor([-3e-7, -1e-7, 0.0, 1e-7, 3e-7])
+    near = (centres.unsqueeze(-1) + steps).flatten()
+    x = torch.cat([_inputs(3).flatten(), near, torch.tensor([9.0, -9.0, 50.0, -50.0])])
+    x = x[: x.numel() // 3 * 3].view(-1, 3)
+    for layer in (even, uneven, narrow):
+        native.set_enabled(True)
+        features, grad = _features_and_grads(layer, x)
+        native.set_enabled(False)
+        features_eager, grad_eager = _features_and_grads(layer, x)
+        native.set_enabled(True)
+        _assert_close(features, features_eager, "rswaf values")
+        _assert_close(grad, grad_eager, "rswaf input gradient")
 
 
 @needs_kernels

@@ -142,8 +142,15 @@ class RSWAFBasis(_CenteredBasis):
     def native_kernel(self) -> NativeKernel | None:
         if "inv_denominator" in self._parameters:  # a trained width: plain autograd
             return None
-        # the kernel evaluates sech^2 z = 4 e^{-2|z|} / (1 + e^{-2|z|})^2: one exp, no tanh
-        return NativeKernel("rswaf", (1.0 / self.width, EXPONENT_MAX, FLUSH), self.centers)
+        # the kernel evaluates sech^2 z = 4 e^{-2|z|} / (1 + e^{-2|z|})^2, no tanh; with
+        # shared exponentials where the centres allow (_shared_exponentials)
+        inverse_width = 1.0 / self.width
+        shared = _shared_exponentials(self.centers, inverse_width)
+        if shared is None:
+            params = (inverse_width, EXPONENT_MAX, FLUSH, 0.0, 0.0, 0.0, 0.0)
+            return NativeKernel("rswaf", params, self.centers)
+        table, bounds = shared
+        return NativeKernel("rswaf", (inverse_width, EXPONENT_MAX, FLUSH, 1.0, *bounds), table)
 
     @staticmethod
     def _profile(z: torch.Tensor, order: int) -> tuple[torch.Tensor, ...]:
@@ -157,3 +164,40 @@ class RSWAFBasis(_CenteredBasis):
     @staticmethod
     def _profile_(z: torch.Tensor) -> None:
         z.tanh_().square_().neg_().add_(1.0)
+
+
+#: the most ``2 w |u_n|`` may be for :func:`_shared_exponentials`: ``e^{+-40}`` and the
+#: per-input factors (up to ``e^{46}``) multiply within float32's range
+_SHARED_EXPONENT_MAX = 40.0
+#: inputs this far past the outer centres, in units of ``1 / (2 w)``, give ``e^{-2|z|}``
+#: under ``FLUSH`` (``e^{-44.4}``) for every centre; the kernel clamps there
+_CLAMP_EXPONENT = 46.0
+
+
+def _shared_exponentials(
+    centers: torch.Tensor, inverse_width: float
+) -> tuple[torch.Tensor, tuple[float, float, float]] | None:
+    """The RSWAF kernel's shared-exponential table, or ``None`` (one exp per value).
+
+    ``e^{-2w|x - u_n|}`` is ``min(e^{-f} F_j E_n, e^{f} E_j F_n)`` with ``f = 2w (x - u_j)``,
+    ``E_n = e^{2w u_n}`` and ``F_n = e^{-2w u_n}``: two exps per input instead of K (the
+    exp is most of the kernel's work). Needs evenly spaced centres (the kernel finds the
+    nearest one ``j`` from the spacing) with ``2 w |u_n| <= 40``. Returns the float32
+    table ``[u (K), E (K), F (K)]`` (from the centres in float64) and ``(lo, hi, 1 /
+    spacing)``: the kernel clamps ``x`` to ``[lo, hi]``, past which every value is
+    flushed.
+    """
+    u = centers.detach().double().cpu()
+    count = u.numel()
+    if count < 2 or not torch.isfinite(u).all():
+        return None
+    spacing = float(u[-1] - u[0]) / (count - 1)
+    steps = u[0] + spacing * torch.arange(count, dtype=torch.float64)
+    if not spacing > 0 or float((u - steps).abs().max()) > 1e-3 * spacing:
+        return None
+    if 2.0 * inverse_width * float(u.abs().max()) > _SHARED_EXPONENT_MAX:
+        return None
+    rising = torch.exp(2.0 * inverse_width * u)
+    table = torch.cat([u, rising, 1.0 / rising]).to(torch.float32)
+    margin = _CLAMP_EXPONENT / (2.0 * inverse_width)
+    return table, (float(u[0]) - margin, float(u[-1]) + margin, 1.0 / spacing)

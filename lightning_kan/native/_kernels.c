@@ -128,6 +128,8 @@ typedef struct {
     float G, M[8][8], D[8][8], offset[8], coef[8];
     int terms;
     float w, clamp, threshold, r, limit, omega, norm;
+    int shared;
+    float lo, hi, inv_spacing;
     float binom[MAX_K], lower[MAX_K];
 } Consts;
 
@@ -158,9 +160,14 @@ static void unpack(const Job *job, Consts *c) {
                 c->offset[q] = (float)terms[1 + q], c->coef[q] = (float)terms[1 + c->terms + q];
         }
         break;
-    case RBF:   /* w, the Gaussian's clamp (of z^2) and flush (bases/gaussian.py) */
-    case RSWAF: /* w, the clamp (of 2|z|) and flush of e^{-2|z|} */
+    case RBF: /* w, the Gaussian's clamp (of z^2) and flush (bases/gaussian.py) */
         c->w = (float)p[0], c->clamp = (float)p[1], c->threshold = (float)p[2];
+        break;
+    case RSWAF: /* w, the clamp (of 2|z|) and flush of e^{-2|z|}; then 1 if the table holds
+                 * the shared exponentials (see block_values), x's clamp range and the
+                 * centres' inverse spacing */
+        c->w = (float)p[0], c->clamp = (float)p[1], c->threshold = (float)p[2];
+        c->shared = (int)p[3], c->lo = (float)p[4], c->hi = (float)p[5], c->inv_spacing = (float)p[6];
         break;
     case FOURIER: /* g */
         c->g = (int)p[0];
@@ -408,14 +415,51 @@ LK_INLINE void block_values(const Job *job, const Consts *c, const Block *b,
             }
         break;
     }
-    case RSWAF: { /* 1 - tanh(z)^2 = sech^2 z = 4a / (1 + a)^2, a = e^{-2|z|}: one exp */
+    case RSWAF: { /* 1 - tanh(z)^2 = sech^2 z = 4a / (1 + a)^2, a = e^{-2|z|} */
         const float *centers = job->table;
+        if (!c->shared) { /* one exp per value */
+            for (int n = 0; n < K; n++)
+                LANES {
+                    float z = (b->x[l] - centers[n]) * c->w;
+                    float a = gaussian_f(2.0f * fabsf(z), c->clamp, c->threshold);
+                    float inverse = 1.0f / (1.0f + a), value = 4.0f * a * inverse * inverse;
+                    float t = copysignf((1.0f - a) * inverse, z); /* tanh z */
+                    v[n][l] = want_grad ? -2.0f * t * value * c->w : value;
+                }
+            break;
+        }
+        /* Two exps per input instead of K: e^{-|d|} = min(e^{-d}, e^{d}), and with
+         * f = 2w (x - u_j) for the centre u_j nearest x,
+         *     e^{-2w (x - u_n)} = e^{-f} F_j E_n,   e^{2w (x - u_n)} = e^{f} E_j F_n,
+         * E_n = e^{2w u_n}, F_n = e^{-2w u_n} (the table's second and third rows, computed
+         * in float64 from the stored centres). Exact for any j; j nearest keeps |f| <= w h,
+         * so the result is as accurate as the direct formula. x is clamped to [lo, hi], past
+         * which every value is under the flush (e^{-46}); a NaN stays NaN throughout. */
+        const float *E = centers + K, *F = centers + 2 * K;
+        float xc[L], P[L], Q[L], uj[L], Ej[L], Fj[L];
+        int j[L];
+        LANES {
+            float x = b->x[l];
+            xc[l] = x < c->lo ? c->lo : (x > c->hi ? c->hi : x);
+            float jf = rintf((xc[l] - centers[0]) * c->inv_spacing);
+            jf = jf == jf ? jf : 0.0f;
+            j[l] = (int)(jf < 0.0f ? 0.0f : (jf > (float)(K - 1) ? (float)(K - 1) : jf));
+        }
+        /* table lookups in a loop of their own: gcc's generic tuning emits no vector gathers,
+         * and a gather left in the loop below would keep its two exps scalar */
+        for (int l = 0; l < L; l++) uj[l] = centers[j[l]], Ej[l] = E[j[l]], Fj[l] = F[j[l]];
+        LANES {
+            const float f = 2.0f * c->w * (xc[l] - uj[l]);
+            P[l] = exp_f(-f) * Fj[l], Q[l] = exp_f(f) * Ej[l];
+        }
         for (int n = 0; n < K; n++)
             LANES {
-                float z = (b->x[l] - centers[n]) * c->w;
-                float a = gaussian_f(2.0f * fabsf(z), c->clamp, c->threshold);
+                float falling = P[l] * E[n], rising = Q[l] * F[n]; /* e^{-2wz}, e^{2wz} */
+                float a = falling < rising ? falling : rising; /* NaN: rising, NaN */
+                float sign = falling < rising ? 1.0f : -1.0f;  /* of z */
+                a = a < c->threshold ? 0.0f : a;
                 float inverse = 1.0f / (1.0f + a), value = 4.0f * a * inverse * inverse;
-                float t = copysignf((1.0f - a) * inverse, z); /* tanh z */
+                float t = sign * (1.0f - a) * inverse; /* tanh z */
                 v[n][l] = want_grad ? -2.0f * t * value * c->w : value;
             }
         break;
