@@ -10,7 +10,7 @@ the expansion's autograd node then :mod:`~lightning_kan.layers.split_linear`'s, 
 with its own checks. Inside a training step every Python call runs on caches the GEMMs
 have just cycled (3-10 us each, where it takes 0.5-2 us in a loop), so that glue cost
 about 0.2 ms a step at ``512 x 64 -> 64``, ``K = 23`` (a 1.6-3 ms step). One node with
-the checks inlined takes 60-120 us of it off (``benchmarks/README.md``).
+the checks inlined takes 60-70 us of it off (``benchmarks/README.md``).
 
 :func:`linear_from_inputs` applies where the basis is parameter-free and has a C kernel
 for float32 CPU inputs, the base branch is one the kernel evaluates (SiLU, identity,
