@@ -2,31 +2,25 @@
 uniform-grid B-spline layer computed from each input's ``k + 1`` non-zero values equals
 the dense expansion and GEMM (in float64, an independent path) in values, parameter and
 input gradients and second derivatives, is deterministic across thread counts, and is used
-exactly where it applies. Each C build this CPU runs is checked (the ``build`` fixture)."""
+exactly where it applies. Each C build this CPU runs is checked (the ``build`` fixture).
+Its double backward and an edge mask on its weights are tested with the one-node path
+that shares them (``test_native_linear.py``)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from layer_helpers import trained_layer
 
 from lightning_kan import KANLinear, native
 from lightning_kan.layers import local_spline
-from lightning_kan.layers.masks import set_edge_mask
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="C kernels not built")
 
 
 def _layer(in_features=70, out_features=37, grid_size=20, spline_order=3, **kwargs):
-    torch.manual_seed(0)
-    layer = KANLinear(
-        in_features,
-        out_features,
-        basis_kwargs={"grid_size": grid_size, "spline_order": spline_order},
-        **kwargs,
-    )
-    with torch.no_grad():  # coefficients of the size a trained layer has
-        layer.weight.normal_()
-    return layer
+    options = {"grid_size": grid_size, "spline_order": spline_order}
+    return trained_layer(in_features, out_features, basis_kwargs=options, **kwargs)
 
 
 def _inputs(rows, in_features, lead=()):
@@ -131,39 +125,6 @@ def test_results_do_not_depend_on_the_thread_count(build):
     assert torch.equal(y1, y2)
     for grad1, grad2 in zip(grads1, grads2, strict=True):
         assert torch.equal(grad1, grad2)
-
-
-def test_double_backward_matches_the_dense_path():
-    """A physics-informed loss differentiates du/dx again: the backward under create_graph
-    is built from differentiable operations."""
-
-    def residual_grads(layer, x):
-        u = layer(x)
-        (du,) = torch.autograd.grad(u.sum(), x, create_graph=True)
-        return torch.autograd.grad(du.square().sum(), [layer.weight, layer.base_weight])
-
-    layer = _layer(in_features=3, out_features=16)
-    x = _inputs(50, 3)
-    assert _uses_local(layer, x)
-    grads = residual_grads(layer, x)
-    grads64 = residual_grads(layer.double(), x.detach().double().requires_grad_(True))
-    for grad, grad64 in zip(grads, grads64, strict=True):
-        tolerance = 1e-5 * float(grad64.abs().max())
-        torch.testing.assert_close(grad.double(), grad64, rtol=0, atol=tolerance)
-
-
-def test_parametrised_weights_get_their_gradient():
-    """An edge mask (a parametrisation of weight and base_weight) is honoured: cut edges
-    give nothing and get a zero gradient."""
-    layer = _layer(in_features=6, out_features=16)
-    mask = torch.ones(16, 6, dtype=torch.bool)
-    mask[2, 4] = False
-    set_edge_mask(layer, mask)
-    x = _inputs(30, 6)
-    assert _uses_local(layer, x)
-    layer(x).square().sum().backward()
-    original = layer.parametrizations.weight.original
-    assert original.grad[2, 4].abs().max() == 0 and original.grad.abs().sum() > 0
 
 
 def test_used_only_where_it_applies():

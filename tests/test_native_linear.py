@@ -8,23 +8,21 @@ from __future__ import annotations
 
 import pytest
 import torch
+from layer_helpers import trained_layer
 
-from lightning_kan import KANLinear, native
+from lightning_kan import native
 from lightning_kan.bases import available_bases
 from lightning_kan.layers.masks import set_edge_mask
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="C kernels not built")
 
 NODE = "_NativeLinearBackward"
+LOCAL = "_LocalSplineLinearBackward"
 FAMILIES = [name for name in available_bases() if name != "bspline"] + ["bspline"]
 
 
 def _layer(basis="chebyshev", in_features=11, out_features=7, **kwargs):
-    torch.manual_seed(0)
-    layer = KANLinear(in_features, out_features, basis=basis, **kwargs)
-    with torch.no_grad():  # coefficients of the size a trained layer has
-        layer.weight.normal_()
-    return layer
+    return trained_layer(in_features, out_features, basis=basis, **kwargs)
 
 
 def _inputs(rows, in_features, lead=()):
@@ -107,8 +105,18 @@ def test_a_frozen_layer_gives_only_the_input_gradient():
     )
 
 
-@pytest.mark.parametrize("basis", ["chebyshev", "rswaf", "bspline"])
-def test_double_backward_matches_the_float64_layer(basis):
+#: (basis, options, the node it takes): the one-node path, and the local B-spline
+#: contraction (``layers/local_spline.py``), which shares its dispatch and double backward
+PATHS = [
+    ("chebyshev", {}, NODE),
+    ("rswaf", {}, NODE),
+    ("bspline", {}, NODE),
+    ("bspline", {"grid_size": 20}, LOCAL),
+]
+
+
+@pytest.mark.parametrize(("basis", "options", "node"), PATHS)
+def test_double_backward_matches_the_float64_layer(basis, options, node):
     """A physics-informed loss differentiates du/dx again: under create_graph the backward
     is built from the basis' differentiable operations."""
 
@@ -117,9 +125,9 @@ def test_double_backward_matches_the_float64_layer(basis):
         (du,) = torch.autograd.grad(u.sum(), x, create_graph=True)
         return torch.autograd.grad(du.square().sum(), [layer.weight, layer.base_weight])
 
-    layer = _layer(basis, in_features=3, out_features=16)
+    layer = _layer(basis, in_features=3, out_features=16, basis_kwargs=options)
     x = _inputs(50, 3)
-    assert _node(layer(x)) == NODE
+    assert _node(layer(x)) == node
     grads = residual_grads(layer, x)
     grads64 = residual_grads(layer.double(), x.detach().double().requires_grad_(True))
     for grad, grad64 in zip(grads, grads64, strict=True):
@@ -127,16 +135,17 @@ def test_double_backward_matches_the_float64_layer(basis):
         torch.testing.assert_close(grad.double(), grad64, rtol=0, atol=tolerance)
 
 
-def test_parametrised_weights_get_their_gradient():
+@pytest.mark.parametrize(("basis", "options", "node"), [PATHS[0], PATHS[-1]])
+def test_parametrised_weights_get_their_gradient(basis, options, node):
     """An edge mask (a parametrisation of weight and base_weight) is honoured: cut edges
     give nothing and get a zero gradient."""
-    layer = _layer("jacobi", in_features=6, out_features=16)
+    layer = _layer(basis, in_features=6, out_features=16, basis_kwargs=options)
     mask = torch.ones(16, 6, dtype=torch.bool)
     mask[2, 4] = False
     set_edge_mask(layer, mask)
     x = _inputs(30, 6)
     y = layer(x)
-    assert _node(y) == NODE
+    assert _node(y) == node
     y.square().sum().backward()
     original = layer.parametrizations.weight.original
     assert original.grad[2, 4].abs().max() == 0 and original.grad.abs().sum() > 0
