@@ -42,9 +42,9 @@ CASES = [
     ("rbf", {}),
     ("rbf", {"num_centers": 23}),
     ("rswaf", {"width": 0.3}),
-    ("rswaf", {}),  # shared exponentials (evenly spaced centres)
-    ("rswaf", {"num_centers": 23}),
-    ("rswaf", {"width": 0.02}),  # 2 w |u| = 200: one exp per value
+    ("rswaf", {}),  # K = 8: one exp per value
+    ("rswaf", {"num_centers": 23}),  # shared exponentials (evenly spaced centres)
+    ("rswaf", {"num_centers": 23, "width": 0.02}),  # 2 w |u| = 200: one exp per value
     ("relukan", {}),
     ("relukan", {"order": 2, "grid_size": 9}),
     ("fourierkan", {}),
@@ -141,18 +141,19 @@ def test_values_against_the_published_formulas(kernels_on):
 
 @needs_kernels
 def test_rswaf_shares_its_exponentials_where_the_centres_allow(kernels_on, build):
-    """Evenly spaced centres with 2 w |u| <= 40: two exps per input (the kernel's shared
-    path); uneven centres or a narrow width: one per value. Both match the eager path,
-    also within a few float32 steps of x on either side of every centre."""
+    """At least 12 evenly spaced centres with 2 w |u| <= 40: two exps per input (the
+    kernel's shared path); uneven centres, a narrow width or fewer centres: one per value.
+    All match the eager path, also a few float32 steps of x either side of every centre."""
     from lightning_kan.bases.radial import _shared_exponentials
 
     even = KANLinear(3, 2, basis="rswaf", basis_kwargs={"num_centers": 23})
     assert even.basis.native_kernel().params[3] == 1.0
-    uneven = KANLinear(3, 2, basis="rswaf")
+    uneven = KANLinear(3, 2, basis="rswaf", basis_kwargs={"num_centers": 23})
     with torch.no_grad():
         uneven.basis.centers[3] += 0.1
-    narrow = KANLinear(3, 2, basis="rswaf", basis_kwargs={"width": 0.02})
-    for layer in (uneven, narrow):
+    narrow = KANLinear(3, 2, basis="rswaf", basis_kwargs={"num_centers": 23, "width": 0.02})
+    few = KANLinear(3, 2, basis="rswaf", basis_kwargs={"num_centers": 11})
+    for layer in (uneven, narrow, few):
         assert _shared_exponentials(layer.basis.centers, 1 / layer.basis.width) is None
         assert layer.basis.native_kernel().params[3] == 0.0
     centres = even.basis.centers
@@ -160,7 +161,7 @@ def test_rswaf_shares_its_exponentials_where_the_centres_allow(kernels_on, build
     near = (centres.unsqueeze(-1) + steps).flatten()
     x = torch.cat([_inputs(3).flatten(), near, torch.tensor([9.0, -9.0, 50.0, -50.0])])
     x = x[: x.numel() // 3 * 3].view(-1, 3)
-    for layer in (even, uneven, narrow):
+    for layer in (even, uneven, narrow, few):
         native.set_enabled(True)
         features, grad = _features_and_grads(layer, x)
         native.set_enabled(False)

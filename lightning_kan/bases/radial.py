@@ -166,6 +166,10 @@ class RSWAFBasis(_CenteredBasis):
         z.tanh_().square_().neg_().add_(1.0)
 
 
+#: the fewest centres for :func:`_shared_exponentials`: the kernel's expansion at 512 x 64,
+#: two threads, was 5% slower with it at K = 8, even at 10 and 13-24% faster at 12-16
+#: (30% at 23); its per-input lookups and exps outweigh the exps saved below that
+_SHARED_MIN_FUNCTIONS = 12
 #: the most ``2 w |u_n|`` may be for :func:`_shared_exponentials`: ``e^{+-40}`` and the
 #: per-input factors (up to ``e^{46}``) multiply within float32's range
 _SHARED_EXPONENT_MAX = 40.0
@@ -182,14 +186,15 @@ def _shared_exponentials(
     ``e^{-2w|x - u_n|}`` is ``min(e^{-f} F_j E_n, e^{f} E_j F_n)`` with ``f = 2w (x - u_j)``,
     ``E_n = e^{2w u_n}`` and ``F_n = e^{-2w u_n}``: two exps per input instead of K (the
     exp is most of the kernel's work). Needs evenly spaced centres (the kernel finds the
-    nearest one ``j`` from the spacing) with ``2 w |u_n| <= 40``. Returns the float32
+    nearest one ``j`` from the spacing) with ``2 w |u_n| <= 40``, and at least
+    :data:`_SHARED_MIN_FUNCTIONS` of them. Returns the float32
     table ``[u (K), E (K), F (K)]`` (from the centres in float64) and ``(lo, hi, 1 /
     spacing)``: the kernel clamps ``x`` to ``[lo, hi]``, past which every value is
     flushed.
     """
     u = centers.detach().double().cpu()
     count = u.numel()
-    if count < 2 or not torch.isfinite(u).all():
+    if count < _SHARED_MIN_FUNCTIONS or not torch.isfinite(u).all():
         return None
     spacing = float(u[-1] - u[0]) / (count - 1)
     steps = u[0] + spacing * torch.arange(count, dtype=torch.float64)
