@@ -11,13 +11,13 @@ into those rows and the input gradient from them, recomputing the local values f
 each time. No feature buffer is built, so a step's memory is that of an MLP layer's.
 
 :func:`local_spline_applies` says when it is used: where a dense layer's C path applies
-(:func:`~lightning_kan.layers.native_linear.native_linear_kernel`: float32 CPU inputs and
+(:func:`~lightning_kan.layers.native_linear.linear_from_inputs`: float32 CPU inputs and
 coefficients, kernels built and on, no autocast and no ``torch.func``/tracing/compiling
 transform), on a uniform B-spline grid with at least :data:`MIN_FUNCTIONS_PER_LOCAL`
-functions per non-zero one. Other B-spline layers take
-:func:`~lightning_kan.layers.native_linear.native_linear`'s dense expansion and GEMMs.
-Under ``create_graph`` (a double backward, as physics-informed losses need) the backward
-is built from the basis' differentiable operations instead.
+functions per non-zero one. Other B-spline layers there take the C expansion and GEMMs
+as one node (:mod:`~lightning_kan.layers.native_linear`). Under ``create_graph`` (a
+double backward, as physics-informed losses need) the backward is built from the basis'
+differentiable operations instead.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ MIN_FUNCTIONS_PER_LOCAL = 3
 
 def local_spline_applies(basis: Basis, kernel: native.NativeKernel) -> bool:
     """Whether :func:`local_spline_linear` evaluates a layer whose basis and C ``kernel``
-    (:func:`~lightning_kan.layers.native_linear.native_linear_kernel`) these are: a
+    (its ``native_kernel()``) these are: a
     uniform B-spline grid with at least :data:`MIN_FUNCTIONS_PER_LOCAL` functions per
     non-zero one."""
     return (
@@ -118,7 +118,7 @@ def local_spline_linear(
 ) -> torch.Tensor:
     """``(..., I) -> (..., O)``: a dense layer with ``weight (O, I, K)``, ``base_weight
     (O, I)`` (``None``: no base branch) and ``bias (O,)``, from ``kernel``
-    (:func:`local_spline_kernel`)."""
+    (:func:`local_spline_applies`)."""
     rows = x.reshape(-1, x.shape[-1])
     y = _LocalSplineLinear.apply(rows, weight, base_weight, bias, basis, activation, kernel)
     return y if x.dim() == 2 else y.view(*x.shape[:-1], weight.shape[0])

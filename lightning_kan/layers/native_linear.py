@@ -36,6 +36,7 @@ from lightning_kan.layers.local_spline import (
     local_spline_applies,
     local_spline_linear,
 )
+from lightning_kan.layers.split_linear import split_gradients, split_product
 
 __all__ = ["linear_from_inputs"]
 
@@ -79,12 +80,7 @@ class _NativeLinear(torch.autograd.Function):
         native.expand(kernel, rows, features, num_functions, base)
         values, base_values = features.split_with_sizes([num_values, width - num_values], 1)
         flat_weight = weight.reshape(weight.shape[0], num_values)
-        if bias is None:
-            y = values.mm(flat_weight.t())
-        else:
-            y = torch.addmm(bias, values, flat_weight.t())
-        if base_weight is not None:
-            y.addmm_(base_values, base_weight.t())
+        y = split_product(values, base_values, flat_weight, base_weight, bias)
         ctx.save_for_backward(rows, features, weight, base_weight)
         ctx.basis, ctx.activation, ctx.kernel, ctx.base = basis, activation, kernel, base
         ctx.has_bias = bias is not None
@@ -96,22 +92,18 @@ class _NativeLinear(torch.autograd.Function):
         if torch.is_grad_enabled():
             grads = differentiable_backward(ctx, rows, weight, base_weight, grad_y)
             return (*grads, None, None, None, None)
-        need_x, need_weight, need_base, need_bias = ctx.needs_input_grad[:4]
         num_values = rows.shape[1] * weight.shape[2]
         values, base_values = features.split_with_sizes(
             [num_values, features.shape[1] - num_values], 1
         )
-        grad_x = grad_weight = grad_base = grad_bias = None
-        if need_weight:
-            grad_weight = grad_y.t().mm(values).view_as(weight)
-        if need_base and base_weight is not None:
-            grad_base = grad_y.t().mm(base_values)
-        if need_bias and ctx.has_bias:
-            grad_bias = grad_y.sum(0)
-        if need_x:  # each GEMM writes its column block (beta = 0), then one C pass
-            grad_features = torch.empty_like(features)
-            grad_features[:, :num_values].addmm_(grad_y, weight.reshape(len(weight), -1), beta=0)
-            if base_weight is not None:
-                grad_features[:, num_values:].addmm_(grad_y, base_weight, beta=0)
-            grad_x = native.input_grad(ctx.kernel, rows, grad_features, weight.shape[2], ctx.base)
+        flat_weight = weight.reshape(weight.shape[0], num_values)
+        grad_rows, grad_weight, grad_base, grad_bias = split_gradients(
+            grad_y, values, base_values, flat_weight, base_weight, ctx.needs_input_grad,
+            ctx.has_bias,
+        )  # fmt: skip
+        grad_x = None
+        if grad_rows is not None:  # the features' gradient, then one C pass
+            grad_x = native.input_grad(ctx.kernel, rows, grad_rows, weight.shape[2], ctx.base)
+        if grad_weight is not None:
+            grad_weight = grad_weight.view_as(weight)
         return grad_x, grad_weight, grad_base, grad_bias, None, None, None, None

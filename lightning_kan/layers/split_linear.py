@@ -28,7 +28,7 @@ import torch
 
 from lightning_kan.layers.expansion import autocast_enabled, needs_plain_autograd
 
-__all__ = ["split_linear", "split_linear_applies"]
+__all__ = ["split_gradients", "split_linear", "split_linear_applies", "split_product"]
 
 _DTYPES = (torch.float32, torch.float64)
 
@@ -56,15 +56,66 @@ def _blocks(features: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor,
     return values, base, weight.flatten(1)
 
 
+def split_product(
+    values: torch.Tensor,
+    base: torch.Tensor,
+    flat_weight: torch.Tensor,
+    base_weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+) -> torch.Tensor:
+    """``(N, O)``: ``values (N, I*K) @ flat_weight^T + base (N, I) @ base_weight^T + bias``
+    as two GEMMs into one output (no base term when ``base_weight`` is None)."""
+    transposed = flat_weight.t()
+    y = values.mm(transposed) if bias is None else torch.addmm(bias, values, transposed)
+    if base_weight is not None:
+        y.addmm_(base, base_weight.t())
+    return y
+
+
+def split_gradients(
+    grad: torch.Tensor,
+    values: torch.Tensor,
+    base: torch.Tensor,
+    flat_weight: torch.Tensor,
+    base_weight: torch.Tensor | None,
+    needs: tuple[bool, ...],
+    has_bias: bool,
+    differentiable: bool = False,
+) -> tuple[torch.Tensor | None, ...]:
+    """:func:`split_product`'s gradients from ``grad (N, O)``, each where ``needs`` (rows,
+    weight, base weight, bias) asks: ``(grad_rows (N, I*K [+ I]), grad_flat_weight
+    (O, I*K), grad_base_weight (O, I), grad_bias (O,))``. The rows' gradient is one buffer
+    whose column blocks the two GEMMs write (beta = 0: nothing is read first), or, when
+    ``differentiable`` (a double backward), a concatenation autograd can follow."""
+    need_rows, need_weight, need_base, need_bias = needs[:4]
+    grad_rows = grad_weight = grad_base = grad_bias = None
+    if need_weight:
+        grad_weight = grad.t().mm(values)
+    if need_base and base_weight is not None:
+        grad_base = grad.t().mm(base)
+    if need_bias and has_bias:
+        grad_bias = grad.sum(0)
+    if need_rows:
+        num_values = values.shape[1]
+        if differentiable:
+            blocks = [grad.mm(flat_weight)]
+            if base_weight is not None:
+                blocks.append(grad.mm(base_weight))
+            grad_rows = torch.cat(blocks, dim=-1)
+        else:
+            width = num_values + (0 if base_weight is None else base_weight.shape[1])
+            grad_rows = grad.new_empty(grad.shape[0], width)
+            grad_rows[:, :num_values].addmm_(grad, flat_weight, beta=0)
+            if base_weight is not None:
+                grad_rows[:, num_values:].addmm_(grad, base_weight, beta=0)
+    return grad_rows, grad_weight, grad_base, grad_bias
+
+
 class _SplitLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, features, weight, base_weight, bias):
         values, base, flat_weight = _blocks(features, weight)
-        if bias is None:
-            y = values.mm(flat_weight.t())
-        else:
-            y = torch.addmm(bias, values, flat_weight.t())
-        y.addmm_(base, base_weight.t())
+        y = split_product(values, base, flat_weight, base_weight, bias)
         ctx.save_for_backward(features, weight, base_weight)
         ctx.has_bias = bias is not None
         return y.view(*features.shape[:-1], weight.shape[0])
@@ -73,24 +124,14 @@ class _SplitLinear(torch.autograd.Function):
     def backward(ctx, grad_y):
         features, weight, base_weight = ctx.saved_tensors
         values, base, flat_weight = _blocks(features, weight)
-        num_values = values.shape[1]
         grad = grad_y.reshape(-1, weight.shape[0])
-        need_features, need_weight, need_base, need_bias = ctx.needs_input_grad
-        grad_features = grad_weight = grad_base = grad_bias = None
-        if need_weight:
-            grad_weight = grad.t().mm(values).view_as(weight)
-        if need_base:
-            grad_base = grad.t().mm(base)
-        if need_bias and ctx.has_bias:
-            grad_bias = grad.sum(0)
-        if need_features:
-            if torch.is_grad_enabled():  # a double backward: differentiable operations
-                grad_rows = torch.cat([grad.mm(flat_weight), grad.mm(base_weight)], dim=-1)
-            else:  # each GEMM writes its column block (beta = 0: nothing is read first)
-                grad_rows = features.new_empty(values.shape[0], features.shape[-1])
-                grad_rows[:, :num_values].addmm_(grad, flat_weight, beta=0)
-                grad_rows[:, num_values:].addmm_(grad, base_weight, beta=0)
-            grad_features = grad_rows.view_as(features)
+        grad_rows, grad_weight, grad_base, grad_bias = split_gradients(
+            grad, values, base, flat_weight, base_weight, ctx.needs_input_grad, ctx.has_bias,
+            differentiable=torch.is_grad_enabled(),
+        )  # fmt: skip
+        grad_features = None if grad_rows is None else grad_rows.view_as(features)
+        if grad_weight is not None:
+            grad_weight = grad_weight.view_as(weight)
         return grad_features, grad_weight, grad_base, grad_bias
 
 
