@@ -171,6 +171,69 @@ def test_rswaf_shares_its_exponentials_where_the_centres_allow(kernels_on, build
         _assert_close(grad, grad_eager, "rswaf input gradient")
 
 
+def _unflushed_rbf_values(basis, x: torch.Tensor) -> torch.Tensor:
+    """The RBF formula in float64 at the stored centres, flushed like the layer."""
+    from lightning_kan.bases import gaussian
+
+    z = (x.double().unsqueeze(-1) - basis.centers.double()) / basis.width
+    values = torch.exp(-z.square())
+    return torch.where(values < gaussian.FLUSH, torch.zeros_like(values), values).flatten(-2)
+
+
+@needs_kernels
+@pytest.mark.parametrize(
+    ("options", "windowed"),
+    [
+        ({"num_centers": 23}, True),  # a = 1: windows of 15 of the 23 values
+        ({"num_centers": 64, "grid_range": (-5.0, 5.0), "width": 0.1}, True),  # a = 1.6
+        ({"num_centers": 48, "grid_range": (0.0, 1.0)}, True),
+        ({"num_centers": 8}, False),  # a window of 15 saves nothing
+        ({"num_centers": 23, "width": 0.5}, False),  # a = 0.36: a window of 37
+    ],
+)
+def test_rbf_values_by_windows_where_the_centres_allow(kernels_on, build, options, windowed):
+    """Evenly spaced centres whose window is short of K: values from three exps per input
+    (the AVX-512 build's rbf_window_rows; the other builds keep one exp per value).
+    Against the float64 formula at the stored centres, at random inputs, a few float32 steps
+    around every centre and midpoint, at the flush distance and far out: within 6e-7 (the
+    window's lattice corrected to the stored float32 centres: without that correction the
+    second case is off by 3e-6), and non-zero exactly where the formula is above the flush.
+    NaN in, NaN out; the input gradient matches the eager path."""
+    from lightning_kan.bases import gaussian
+
+    layer = KANLinear(3, 2, basis="rbf", basis_kwargs=options, base_activation="none")
+    basis = layer.basis
+    assert basis.native_kernel().params[3] == (1.0 if windowed else 0.0)
+    centres = basis.centers
+    points = torch.cat([centres, (centres[1:] + centres[:-1]) / 2])
+    steps = torch.tensor([-3e-7, -1e-7, 0.0, 1e-7, 3e-7]) * centres.abs().max().clamp_min(1)
+    reach = 6.66 * basis.width
+    edges = torch.tensor([reach, -reach, 1.2 * reach, 9.0, -9.0, 50.0, -50.0, 1e4, -1e4, 0.0])
+    x = torch.cat(
+        [
+            (torch.randn(300, generator=torch.Generator().manual_seed(0)) * centres.std() * 1.5),
+            (points.unsqueeze(-1) + steps).flatten(),
+            centres[0] + edges,
+            centres[-1] + edges,
+        ]
+    )
+    x = x[: x.numel() // 3 * 3].view(-1, 3)
+    values = expand_features(x, basis, None)
+    exact = _unflushed_rbf_values(basis, x)
+    torch.testing.assert_close(values.double(), exact, atol=6e-7, rtol=0)
+    clear = (exact - gaussian.FLUSH).abs() > 0.01 * gaussian.FLUSH  # not at the flush itself
+    assert torch.equal((values != 0)[clear], (exact != 0)[clear])  # the window holds every value
+    nan_row = torch.tensor([[float("nan"), 0.1, float("inf")]])
+    values = expand_features(nan_row, basis, None).view(3, -1)
+    assert torch.isnan(values[0]).all() and not torch.isnan(values[1:]).any()
+    features, grad = _features_and_grads(layer, x)
+    native.set_enabled(False)
+    features_eager, grad_eager = _features_and_grads(layer, x)
+    native.set_enabled(True)
+    _assert_close(features, features_eager, "rbf values")
+    _assert_close(grad, grad_eager, "rbf input gradient")
+
+
 @needs_kernels
 def test_fourier_is_exact_at_large_inputs(kernels_on):
     """One sincos and angle addition: cos(m x) of the float32 x to 1e-5 up to |x| = 1e3."""

@@ -128,8 +128,8 @@ typedef struct {
     float G, M[8][8], D[8][8], offset[8], coef[8];
     int terms;
     float w, clamp, threshold, r, limit, omega, norm;
-    int shared;
-    float lo, hi, inv_spacing;
+    int shared, window;
+    float lo, hi, inv_spacing, a;
     float binom[MAX_K], lower[MAX_K];
 } Consts;
 
@@ -160,8 +160,13 @@ static void unpack(const Job *job, Consts *c) {
                 c->offset[q] = (float)terms[1 + q], c->coef[q] = (float)terms[1 + c->terms + q];
         }
         break;
-    case RBF: /* w, the Gaussian's clamp (of z^2) and flush (bases/gaussian.py) */
+    case RBF: /* w, the Gaussian's clamp (of z^2) and flush (bases/gaussian.py); then 1 if
+               * the values go by windows (rbf_window_rows; the table then holds the centres,
+               * then the ratios T_s), x's clamp range, the centres' inverse spacing, the
+               * step a = w (u_1 - u_0) of z between centres and the window's half-width M */
         c->w = (float)p[0], c->clamp = (float)p[1], c->threshold = (float)p[2];
+        c->shared = (int)p[3], c->lo = (float)p[4], c->hi = (float)p[5], c->inv_spacing = (float)p[6];
+        c->a = (float)p[7], c->window = (int)p[8];
         break;
     case RSWAF: /* w, the clamp (of 2|z|) and flush of e^{-2|z|}; then 1 if the table holds
                  * the shared exponentials (see block_values), x's clamp range and the
@@ -778,6 +783,172 @@ static void bspline_cubic_pairs(const Job *job, const Consts *c, int stream) {
 #endif
 #endif
 
+#ifdef __AVX512VL__
+/* e^x for x in [-87, 88] or NaN, 16 lanes: exp_f's reduction and polynomial, then
+ * vscalefps for the 2^n (no integer conversion, shifts or range selects). */
+LK_INLINE __m512 exp16(__m512 x) {
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.9875691500e-4f), r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* r[i] (16 lanes) -> r[k] lane i = old r[i] lane k: a 16 x 16 transpose in registers. */
+LK_INLINE void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4)
+        for (int h = 0; h < 2; h++) {
+            const __m512d a = _mm512_castps_pd(t[i + h]), b = _mm512_castps_pd(t[i + h + 2]);
+            r[i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+            r[i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        }
+    for (int i = 0; i < 16; i += 8)
+        for (int k = 0; k < 4; k++) {
+            t[i + k] = _mm512_shuffle_f32x4(r[i + k], r[i + k + 4], 0x88);
+            t[i + k + 4] = _mm512_shuffle_f32x4(r[i + k], r[i + k + 4], 0xdd);
+        }
+    for (int k = 0; k < 8; k++) {
+        r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
+        r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xdd);
+    }
+}
+
+#define MAX_WINDOW 32 /* rbf_window_rows: 2M + 1 <= 31 values, transposed in tiles of 16 */
+/* RBF values by windows, for evenly spaced centres u_n (bases/radial.py decides when):
+ * z_n = w (x - u_n) falls by a = w (u_1 - u_0) from centre to centre, so around the centre
+ * u_j nearest x
+ *     g_{j+s+1} = g_{j+s} e^{2a z_j - a^2} T_s,   g_{j-s-1} = g_{j-s} e^{-2a z_j - a^2} T_s,
+ * T_s = e^{-2 a^2 s} (the table after the centres, float64-computed), and every value more
+ * than M centres from u_j is under the flush. So each input costs two exps, a division and
+ * 2M products instead of K exps (the exp was 60% of the one-exp-per-value kernel). The
+ * products start at u_j, where |z_j| <= a / 2, so their relative error (about 2s float32
+ * roundings at s steps out) is largest where the values are smallest; the direct formula's
+ * own rounding of z^2 is of the same size. The lattice is exact where the stored (float32)
+ * centres are within a rounding of it: g_n at the stored u_n is g_n of the lattice times
+ * 1 + 2 D_n z_n, D_n = w (e_n - e_j), e the centres' offsets from the lattice, which is
+ * 1 + shift + slope z_j in a table row per j (first order in D_n ~ 1e-6: exact in
+ * float32). In the products a value is kept at least
+ * FLT_MIN (no subnormal arithmetic) and flushed when stored: towards the columns that are
+ * stored every factor is at most 1, so a flushed value stays flushed. Each input's row is
+ * zeroed (NaN for a NaN input) and its window written at columns j - M .. j + M by masked
+ * stores (masked-off columns, those outside 0 .. K-1, are not touched). x is clamped to
+ * [lo, hi], past which every value is flushed. Values only: the input gradient keeps
+ * block_values' formula. Blocks of L = 32 inputs, two vectors of 16. */
+static void rbf_window_rows(const Job *job, const Consts *c) {
+    const int64_t I = job->in_features, K = job->num_functions;
+    const int M = c->window, W = 2 * M + 1, tiles = (W + 15) / 16;
+    const float *ratio = job->table + K, a = c->a, a2 = c->a * c->a;
+    const int width = 16 * tiles; /* the correction rows: (K, width) */
+    const float *slope = ratio + M;
+    __m512 steps[MAX_WINDOW / 16]; /* (t - M) a for the columns t of each tile */
+    for (int q = 0; q < tiles; q++)
+        steps[q] = _mm512_mul_ps(_mm512_set1_ps(a), _mm512_add_ps(_mm512_set1_ps((float)(16 * q - M)),
+                                 _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)));
+    float centers[64] __attribute__((aligned(64))) = {0}; /* looked up in registers */
+    memcpy(centers, job->table, sizeof(float) * (size_t)K);
+    const __m512 u[4] = {_mm512_load_ps(centers), _mm512_load_ps(centers + 16),
+                         _mm512_load_ps(centers + 32), _mm512_load_ps(centers + 48)};
+    const __m512 threshold = _mm512_set1_ps(c->threshold), w = _mm512_set1_ps(c->w);
+    const __m512 clamp = _mm512_set1_ps(c->clamp), two_a = _mm512_set1_ps(2.0f * a);
+    const __m512 a_squared = _mm512_set1_ps(a2), least = _mm512_set1_ps(1.17549435e-38f);
+    const __m512 step_ratio = _mm512_set1_ps(M > 1 ? ratio[1] : (float)exp(-2.0 * a2));
+    const __m512 lo = _mm512_set1_ps(c->lo), hi = _mm512_set1_ps(c->hi), last = _mm512_set1_ps((float)(K - 1));
+    const __m512 first_center = _mm512_set1_ps(centers[0]), inv_spacing = _mm512_set1_ps(c->inv_spacing);
+    Block b;
+    float win[MAX_WINDOW][L] __attribute__((aligned(64)));
+    int masks[MAX_WINDOW / 16][L] __attribute__((aligned(64))), first[L] __attribute__((aligned(64)));
+    float zj[L] __attribute__((aligned(64)));
+    for (int s = W; s < 16 * tiles; s++) /* rows the last tile reads but no store writes */
+        for (int l = 0; l < L; l++) win[s][l] = 0.0f;
+    for (int64_t row = job->begin; row < job->end; row++)
+        for (int64_t i0 = 0; i0 < I; i0 += L) {
+            const int m = I - i0 < L ? (int)(I - i0) : L;
+            load_block(job, row, i0, m, &b);
+            __m512 up[2], down[2], rise[2], fall[2];
+            uint32_t nan_lanes = 0;
+            for (int g = 0; g < 2; g++) {
+                const __m512 x = _mm512_loadu_ps(b.x + 16 * g);
+                nan_lanes |= (uint32_t)_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q) << (16 * g);
+                const __m512 xc = _mm512_min_ps(hi, _mm512_max_ps(lo, x)); /* NaN stays */
+                __m512 jf = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_sub_ps(xc, first_center), inv_spacing),
+                                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                jf = _mm512_min_ps(_mm512_max_ps(jf, _mm512_setzero_ps()), last); /* NaN: 0 */
+                const __m512i j = _mm512_cvttps_epi32(jf);
+                const __m512 uj = _mm512_mask_blend_ps(_mm512_cmpge_epi32_mask(j, _mm512_set1_epi32(32)),
+                                                       _mm512_permutex2var_ps(u[0], j, u[1]),
+                                                       _mm512_permutex2var_ps(u[2], j, u[3]));
+                const __m512 z = _mm512_mul_ps(_mm512_sub_ps(xc, uj), w);
+                _mm512_store_ps(zj + 16 * g, z);
+                __m512 g0 = exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_min_ps(clamp, _mm512_mul_ps(z, z))));
+                g0 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(g0, threshold, _CMP_NLT_UQ), g0);
+                _mm512_store_ps(win[M] + 16 * g, g0);
+                up[g] = _mm512_max_ps(least, g0), down[g] = up[g];
+                rise[g] = exp16(_mm512_fmsub_ps(two_a, z, a_squared)); /* g_{j+1} / g_j */
+                fall[g] = _mm512_div_ps(step_ratio, rise[g]);          /* g_{j-1} / g_j */
+                const __m512i start = _mm512_sub_epi32(j, _mm512_set1_epi32(M));
+                _mm512_store_si512(first + 16 * g, start);
+                for (int q = 0; q < tiles; q++) { /* which of tile q's 16 values land in 0..K-1 */
+                    const __m512i at = _mm512_add_epi32(start, _mm512_set1_epi32(16 * q));
+                    const __m512i zero = _mm512_setzero_si512(), sixteen = _mm512_set1_epi32(16);
+                    __m512i end = _mm512_min_epi32(_mm512_sub_epi32(_mm512_set1_epi32((int)K), at),
+                                                   _mm512_set1_epi32(W - 16 * q < 16 ? W - 16 * q : 16));
+                    end = _mm512_max_epi32(end, zero);
+                    const __m512i begin = _mm512_min_epi32(_mm512_max_epi32(_mm512_sub_epi32(zero, at), zero), sixteen);
+                    const __m512i one = _mm512_set1_epi32(1);
+                    const __m512i below_end = _mm512_sub_epi32(_mm512_sllv_epi32(one, end), one);
+                    const __m512i below_begin = _mm512_sub_epi32(_mm512_sllv_epi32(one, begin), one);
+                    _mm512_store_si512(masks[q] + 16 * g, _mm512_andnot_si512(below_begin, below_end));
+                }
+            }
+            for (int s = 0; s < M; s++) { /* the products, in registers from step to step */
+                const __m512 t = _mm512_set1_ps(ratio[s]);
+                for (int g = 0; g < 2; g++) {
+                    up[g] = _mm512_max_ps(least, _mm512_mul_ps(up[g], _mm512_mul_ps(rise[g], t)));
+                    down[g] = _mm512_max_ps(least, _mm512_mul_ps(down[g], _mm512_mul_ps(fall[g], t)));
+                    /* flushed under the threshold; a NaN compares "not less" and stays */
+                    _mm512_store_ps(win[M + s + 1] + 16 * g,
+                                    _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(up[g], threshold, _CMP_NLT_UQ), up[g]));
+                    _mm512_store_ps(win[M - s - 1] + 16 * g,
+                                    _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(down[g], threshold, _CMP_NLT_UQ), down[g]));
+                }
+            }
+            float *o = job->out + row * job->stride + i0 * K;
+            memset(o, 0, sizeof(float) * (size_t)(m * K));
+            if (nan_lanes) /* a NaN input's values are all NaN */
+                for (int l = 0; l < m; l++)
+                    if (b.x[l] != b.x[l])
+                        for (int64_t n = 0; n < K; n++) o[l * K + n] = b.x[l];
+            for (int q = 0; q < tiles; q++)
+                for (int l0 = 0; l0 < m; l0 += 16) {
+                    __m512 r[16];
+                    for (int t = 0; t < 16; t++) r[t] = _mm512_load_ps(win[16 * q + t] + l0);
+                    transpose16(r); /* r[t]: window values 16q .. 16q+15 of input l0 + t */
+#pragma GCC unroll 16
+                    for (int t = 0; t < 16; t++) { /* unrolled: r[t] stays in registers */
+                        const int l = l0 + t;
+                        if (l >= m) break;
+                        /* the stored centres' offsets from the lattice, to first order */
+                        const __m512 e = _mm512_mul_ps(_mm512_loadu_ps(slope + (int64_t)(first[l] + M) * width + 16 * q),
+                                                       _mm512_sub_ps(_mm512_set1_ps(zj[l]), steps[q]));
+                        _mm512_mask_storeu_ps(o + l * K + first[l] + 16 * q, (__mmask16)masks[q][l],
+                                              _mm512_fmadd_ps(r[t], e, r[t]));
+                    }
+                }
+        }
+}
+#endif
+
 static void basis_rows(const Job *job, int want_grad) {
     const int64_t I = job->in_features, K = job->num_functions;
     Consts c;
@@ -798,6 +969,12 @@ static void basis_rows(const Job *job, int want_grad) {
     }
 #endif
     if (job->kind == BSPLINE && bspline_rows(job, &c, want_grad, stream)) return;
+#ifdef __AVX512VL__
+    if (job->kind == RBF && !want_grad && c.shared) {
+        rbf_window_rows(job, &c);
+        return;
+    }
+#endif
 #endif
     for (int64_t row = job->begin; row < job->end; row++) {
         for (int64_t i0 = 0; i0 < I; i0 += L) {
