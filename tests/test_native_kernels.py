@@ -192,8 +192,8 @@ def _unflushed_rbf_values(basis, x: torch.Tensor) -> torch.Tensor:
     ],
 )
 def test_rbf_values_by_windows_where_the_centres_allow(kernels_on, build, options, windowed):
-    """Evenly spaced centres whose window is short of K: values from three exps per input
-    (the AVX-512 build's rbf_window_rows; the other builds keep one exp per value).
+    """Evenly spaced centres whose window is short of K: values from two exps and a division
+    per input (the AVX-512 build's rbf_window_rows; the other builds keep one exp per value).
     Against the float64 formula at the stored centres, at random inputs, a few float32 steps
     around every centre and midpoint, at the flush distance and far out: within 6e-7 (the
     window's lattice corrected to the stored float32 centres: without that correction the

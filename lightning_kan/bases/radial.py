@@ -8,7 +8,6 @@ each layer's input so activations stay on the grid: use ``KAN(..., norm="layer")
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -16,7 +15,14 @@ from torch import nn
 
 from lightning_kan.bases.base import _check_positive_int, _check_range, register_basis
 from lightning_kan.bases.closed_form import ClosedFormBasis
-from lightning_kan.bases.gaussian import EXPONENT_MAX, FLUSH, gaussian, gaussian_
+from lightning_kan.bases.gaussian import (
+    EXPONENT_MAX,
+    FLUSH,
+    even_spacing,
+    gaussian,
+    gaussian_,
+    gaussian_windows,
+)
 from lightning_kan.native import NativeKernel
 
 __all__ = ["GaussianRBFBasis", "RSWAFBasis"]
@@ -95,9 +101,9 @@ class GaussianRBFBasis(_CenteredBasis):
 
     def native_kernel(self) -> NativeKernel:
         """The C kernel, with :mod:`~lightning_kan.bases.gaussian`'s clamp and flush; by
-        windows where the centres allow (:func:`_gaussian_windows`)."""
+        windows where the centres allow (:func:`~lightning_kan.bases.gaussian.gaussian_windows`)."""
         inverse_width = 1.0 / self.width
-        windows = _gaussian_windows(self.centers, inverse_width)
+        windows = gaussian_windows(self.centers, inverse_width)
         if windows is None:
             params = (inverse_width, EXPONENT_MAX, FLUSH, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
             return NativeKernel("rbf", params, self.centers)
@@ -203,88 +209,10 @@ def _shared_exponentials(
     u = centers.detach().double().cpu()
     if u.numel() < _SHARED_MIN_FUNCTIONS:
         return None
-    spacing = _even_spacing(u)
+    spacing = even_spacing(u)
     if spacing is None or 2.0 * inverse_width * float(u.abs().max()) > _SHARED_EXPONENT_MAX:
         return None
     rising = torch.exp(2.0 * inverse_width * u)
     table = torch.cat([u, rising, 1.0 / rising]).to(torch.float32)
     margin = _CLAMP_EXPONENT / (2.0 * inverse_width)
     return table, (float(u[0]) - margin, float(u[-1]) + margin, 1.0 / spacing)
-
-
-def _even_spacing(u: torch.Tensor) -> float | None:
-    """The spacing of centres ``u (K,)`` (float64) that are evenly spaced (each within
-    ``1e-3`` spacings of its place), else ``None``: the kernels that find an input's
-    nearest centre from the spacing need it."""
-    count = u.numel()
-    if count < 2 or not torch.isfinite(u).all():
-        return None
-    spacing = float(u[-1] - u[0]) / (count - 1)
-    steps = u[0] + spacing * torch.arange(count, dtype=torch.float64)
-    if not spacing > 0 or float((u - steps).abs().max()) > 1e-3 * spacing:
-        return None
-    return spacing
-
-
-#: ``|z|`` past which ``e^{-z^2}`` is under ``FLUSH`` (6.66)
-_FLUSH_DISTANCE = math.sqrt(-math.log(FLUSH))
-#: the most ``a = w (u_1 - u_0)`` may be for :func:`_gaussian_windows`: the ratios
-#: ``e^{+-2 a z_j}`` stay within float32's range at the clamped inputs (``|z_j| <= 6.8``)
-_WINDOW_STEP_MAX = 4.0
-#: the most values a window holds (the kernel's ``MAX_WINDOW`` less one)
-_WINDOW_MAX = 31
-#: the fewest functions a window must leave out for :func:`_gaussian_windows`: its
-#: per-input exps and stores cost about as much as this many values of the direct formula
-_WINDOW_MIN_SAVED = 4
-
-
-def _gaussian_windows(
-    centers: torch.Tensor, inverse_width: float
-) -> tuple[torch.Tensor, tuple[float, ...]] | None:
-    """The RBF kernel's table and constants for values by windows, or ``None`` (one exp
-    per value).
-
-    With evenly spaced centres, ``z_n = w (x - u_n)`` falls by ``a = w (u_1 - u_0)`` per
-    centre, so ``e^{-z^2}`` at the centres around the nearest one ``u_j`` follows from
-    ``e^{-z_j^2}`` and the ratios ``e^{+-2 a z_j - a^2} T_s``, ``T_s = e^{-2 a^2 s}``; and
-    past ``M = floor(6.66 / a - 1/2) + 1`` centres from ``u_j`` every value is under the
-    flush. The kernel then evaluates ``2M + 1`` values per input with three exps, where
-    the direct formula takes K exps. Needs ``a <= 4`` and a window at least
-    :data:`_WINDOW_MIN_SAVED` functions short of K. Returns the float32 table
-    ``[u (K), T (M)]`` (from the centres in float64) and ``(lo, hi, 1 / spacing, a, M)``:
-    the kernel clamps ``x`` to ``[lo, hi]``, past which every value is flushed.
-    """
-    u = centers.detach().double().cpu()
-    spacing = _even_spacing(u)
-    if spacing is None:
-        return None
-    step = inverse_width * spacing
-    if not step <= _WINDOW_STEP_MAX:
-        return None
-    half = math.floor(_FLUSH_DISTANCE / step - 0.5) + 1
-    if 2 * half + 1 > min(_WINDOW_MAX, u.numel() - _WINDOW_MIN_SAVED):
-        return None
-    ratios = torch.exp(-2.0 * step**2 * torch.arange(half, dtype=torch.float64))
-    table = torch.cat([u, ratios, _lattice_corrections(u, spacing, inverse_width, half)])
-    margin = math.sqrt(_CLAMP_EXPONENT) / inverse_width
-    bounds = (float(u[0]) - margin, float(u[-1]) + margin)
-    return table.to(torch.float32), (*bounds, 1.0 / spacing, step, float(half))
-
-
-def _lattice_corrections(
-    u: torch.Tensor, spacing: float, inverse_width: float, half: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The window kernel's first-order corrections from its lattice ``u_0 + n h`` to the
-    stored centres ``u (K,)``: rows ``(K, 16 * tiles)`` per nearest centre ``j``, entry
-    ``t`` for column ``n = j - M + t``, ``shift = -2 D m a`` and ``slope = 2 D`` with
-    ``D = w (e_n - e_j)``, ``m = n - j``, ``e`` the offsets from the lattice (0 past the
-    columns). The kernel multiplies each value by ``1 + shift + slope z_j``."""
-    count = u.numel()
-    width = 16 * math.ceil((2 * half + 1) / 16)
-    offsets = u - (u[0] + spacing * torch.arange(count, dtype=torch.float64))
-    j = torch.arange(count).unsqueeze(1)
-    n = j - half + torch.arange(width)
-    inside = (n >= 0) & (n < count)
-    gap = inverse_width * (offsets[n.clamp(0, count - 1)] - offsets[j])
-    gap = torch.where(inside, gap, torch.zeros_like(gap))
-    return (2.0 * gap).flatten()

@@ -825,7 +825,8 @@ LK_INLINE void transpose16(__m512 r[16]) {
 }
 
 #define MAX_WINDOW 32 /* rbf_window_rows: 2M + 1 <= 31 values, transposed in tiles of 16 */
-/* RBF values by windows, for evenly spaced centres u_n (bases/radial.py decides when):
+/* RBF values by windows, for evenly spaced centres u_n (bases/gaussian.py's
+ * gaussian_windows decides when):
  * z_n = w (x - u_n) falls by a = w (u_1 - u_0) from centre to centre, so around the centre
  * u_j nearest x
  *     g_{j+s+1} = g_{j+s} e^{2a z_j - a^2} T_s,   g_{j-s-1} = g_{j-s} e^{-2a z_j - a^2} T_s,
