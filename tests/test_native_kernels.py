@@ -95,6 +95,17 @@ def _assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str) -> No
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=3e-6 * scale, msg=what)
 
 
+def _assert_features_match_the_eager_path(layer: torch.nn.Module, x: torch.Tensor, what: str):
+    """The feature buffer and its input gradient with the kernels on, then off."""
+    native.set_enabled(True)
+    features, grad = _features_and_grads(layer, x)
+    native.set_enabled(False)
+    features_eager, grad_eager = _features_and_grads(layer, x)
+    native.set_enabled(True)
+    _assert_close(features, features_eager, f"{what} values")
+    _assert_close(grad, grad_eager, f"{what} input gradient")
+
+
 @needs_kernels
 @pytest.mark.parametrize(("basis", "options"), CASES)
 @pytest.mark.parametrize("base", ["silu", "none"])
@@ -162,13 +173,7 @@ def test_rswaf_shares_its_exponentials_where_the_centres_allow(kernels_on, build
     x = torch.cat([_inputs(3).flatten(), near, torch.tensor([9.0, -9.0, 50.0, -50.0])])
     x = x[: x.numel() // 3 * 3].view(-1, 3)
     for layer in (even, uneven, narrow, few):
-        native.set_enabled(True)
-        features, grad = _features_and_grads(layer, x)
-        native.set_enabled(False)
-        features_eager, grad_eager = _features_and_grads(layer, x)
-        native.set_enabled(True)
-        _assert_close(features, features_eager, "rswaf values")
-        _assert_close(grad, grad_eager, "rswaf input gradient")
+        _assert_features_match_the_eager_path(layer, x, "rswaf")
 
 
 def _unflushed_rbf_values(basis, x: torch.Tensor) -> torch.Tensor:
@@ -226,12 +231,7 @@ def test_rbf_values_by_windows_where_the_centres_allow(kernels_on, build, option
     nan_row = torch.tensor([[float("nan"), 0.1, float("inf")]])
     values = expand_features(nan_row, basis, None).view(3, -1)
     assert torch.isnan(values[0]).all() and not torch.isnan(values[1:]).any()
-    features, grad = _features_and_grads(layer, x)
-    native.set_enabled(False)
-    features_eager, grad_eager = _features_and_grads(layer, x)
-    native.set_enabled(True)
-    _assert_close(features, features_eager, "rbf values")
-    _assert_close(grad, grad_eager, "rbf input gradient")
+    _assert_features_match_the_eager_path(layer, x, "rbf")
 
 
 @needs_kernels
