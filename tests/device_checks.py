@@ -535,9 +535,11 @@ def _fsdp_worker(out: str, devices: int, width: int) -> None:
         torch.save(report, out)
 
 
-def check_fully_shard(rank: int, world_size: int, port: int) -> None:
+def check_fully_shard(rank: int, world_size: int, port: int, exit_barrier=None) -> None:
     """torch's FSDP2 ``fully_shard`` on every layer of a KAN (gloo, CPU or GPU): the
-    sharded forward and backward equal the unsharded ones; run in each process."""
+    sharded forward and backward equal the unsharded ones; run in each process. With
+    ``exit_barrier`` (a ``multiprocessing`` barrier of ``world_size``) no process returns
+    before every one has torn its process group down."""
     import torch.distributed as dist
     from torch.distributed.fsdp import fully_shard
 
@@ -565,6 +567,10 @@ def check_fully_shard(rank: int, world_size: int, port: int) -> None:
         dist.barrier()
     finally:
         dist.destroy_process_group()
+        # ... or whose peer has already exited and closed its sockets (seen once in
+        # about 20 runs on a loaded 2-core machine): wait for every peer's teardown
+        if exit_barrier is not None:
+            exit_barrier.wait(timeout=120)
 
 
 if __name__ == "__main__":  # the FSDP worker: python tests/device_checks.py fsdp OUT N WIDTH

@@ -128,4 +128,5 @@ def _free_port() -> int:
 def test_fsdp2_shards_our_layers_on_two_cpu_processes():
     """About 25 s on 2 cores. torch's ``fully_shard`` on every KANLinear (gloo, two
     processes): each holds part of every parameter; same outputs and gradients."""
-    mp.spawn(checks.check_fully_shard, args=(2, _free_port()), nprocs=2, join=True)
+    exit_barrier = mp.get_context("spawn").Barrier(2)
+    mp.spawn(checks.check_fully_shard, args=(2, _free_port(), exit_barrier), nprocs=2, join=True)
