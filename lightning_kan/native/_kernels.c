@@ -37,15 +37,27 @@ enum { MEXICAN_HAT = 0, MORLET = 1, DOG = 2 };
 /* ------------------------------------------------------------ elementary functions */
 /* NaN in, NaN out everywhere: comparisons are written so that a NaN falls through. */
 
+/* Cephes expf's constants: log2(e), ln 2 in two parts (x - n ln 2 exactly enough), and
+ * the polynomial p(r) of e^r = 1 + r + r^2 p(r) on [-ln2/2, ln2/2] (exp_f, exp_negative_f,
+ * exp16 all use them). */
+#define EXP_LOG2E 1.44269504088896341f
+#define EXP_LN2_HI 0.693359375f
+#define EXP_LN2_LO -2.12194440e-4f
+#define EXP_P5 1.9875691500e-4f
+#define EXP_P4 1.3981999507e-3f
+#define EXP_P3 8.3334519073e-3f
+#define EXP_P2 4.1665795894e-2f
+#define EXP_P1 1.6666665459e-1f
+#define EXP_P0 5.0000001201e-1f
+
 LK_INLINE float exp_f(float x) {
     /* Cephes expf. Below -87.3 the result is 0: values under FLT_MIN are flushed (subnormal
      * arithmetic is 10-60x slower on x86, see bases/radial.py); above ln(FLT_MAX), +inf. */
     float xc = x < -87.33654f ? -87.33654f : (x > 88.72283f ? 88.72283f : x);
-    float z = floorf(1.44269504088896341f * xc + 0.5f);
-    float r = xc - z * 0.693359375f;
-    r = r - z * -2.12194440e-4f;
-    float p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r +
-                4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    float z = floorf(EXP_LOG2E * xc + 0.5f);
+    float r = xc - z * EXP_LN2_HI;
+    r = r - z * EXP_LN2_LO;
+    float p = ((((EXP_P5 * r + EXP_P4) * r + EXP_P3) * r + EXP_P2) * r + EXP_P1) * r + EXP_P0;
     p = p * (r * r) + r + 1.0f;
     int32_t n = (int32_t)(xc == xc ? z : 0.0f); /* in [-126, 128]: 2^n as two halves */
     int32_t half = n / 2;
@@ -59,11 +71,10 @@ LK_INLINE float exp_f(float x) {
 /* e^x for x in [-87, 0] or NaN (callers clamp): exp_f without its range checks, for the
  * Gaussian factors of the RBF and wavelet kernels. */
 LK_INLINE float exp_negative_f(float x) {
-    float z = rintf(1.44269504088896341f * x);
-    float r = x - z * 0.693359375f;
-    r = r - z * -2.12194440e-4f;
-    float p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r +
-                4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    float z = rintf(EXP_LOG2E * x);
+    float r = x - z * EXP_LN2_HI;
+    r = r - z * EXP_LN2_LO;
+    float p = ((((EXP_P5 * r + EXP_P4) * r + EXP_P3) * r + EXP_P2) * r + EXP_P1) * r + EXP_P0;
     p = p * (r * r) + r + 1.0f;
     union { int32_t i; float f; } scale = {((int32_t)(x == x ? z : 0.0f) + 127) << 23};
     return x == x ? p * scale.f : x;
@@ -162,7 +173,7 @@ static void unpack(const Job *job, Consts *c) {
         break;
     case RBF: /* w, the Gaussian's clamp (of z^2) and flush (bases/gaussian.py); then 1 if
                * the values go by windows (rbf_window_rows; the table then holds the centres,
-               * then the ratios T_s), x's clamp range, the centres' inverse spacing, the
+               * the ratios T_s and the correction rows), x's clamp range, the centres' inverse spacing, the
                * step a = w (u_1 - u_0) of z between centres and the window's half-width M */
         c->w = (float)p[0], c->clamp = (float)p[1], c->threshold = (float)p[2];
         c->shared = (int)p[3], c->lo = (float)p[4], c->hi = (float)p[5], c->inv_spacing = (float)p[6];
@@ -787,15 +798,15 @@ static void bspline_cubic_pairs(const Job *job, const Consts *c, int stream) {
 /* e^x for x in [-87, 88] or NaN, 16 lanes: exp_f's reduction and polynomial, then
  * vscalefps for the 2^n (no integer conversion, shifts or range selects). */
 LK_INLINE __m512 exp16(__m512 x) {
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(EXP_LOG2E)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.9875691500e-4f), r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_LO), r);
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(EXP_P5), r, _mm512_set1_ps(EXP_P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P0));
     p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
     return _mm512_scalef_ps(p, n);
 }
@@ -837,8 +848,8 @@ LK_INLINE void transpose16(__m512 r[16]) {
  * roundings at s steps out) is largest where the values are smallest; the direct formula's
  * own rounding of z^2 is of the same size. The lattice is exact where the stored (float32)
  * centres are within a rounding of it: g_n at the stored u_n is g_n of the lattice times
- * 1 + 2 D_n z_n, D_n = w (e_n - e_j), e the centres' offsets from the lattice, which is
- * 1 + shift + slope z_j in a table row per j (first order in D_n ~ 1e-6: exact in
+ * 1 + 2 D_n z_n, D_n = w (e_n - e_j), e the centres' offsets from the lattice: a table
+ * row of 2 D_n per j times z_n = z_j - (n - j) a (first order in D_n ~ 1e-6: exact in
  * float32). In the products a value is kept at least
  * FLT_MIN (no subnormal arithmetic) and flushed when stored: towards the columns that are
  * stored every factor is at most 1, so a flushed value stays flushed. Each input's row is
